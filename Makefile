@@ -1,0 +1,55 @@
+# Contacts, live — the two commands: `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+VENV := .venv
+PYTHON ?= python3
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PYTHONPATH := $(CURDIR):$(CURDIR)/services/command-api:$(CURDIR)/services/query-api:$(CURDIR)/services/history-worker:$(CURDIR)/services/notifier
+export DATABASE_URL ?= postgresql://postgres@localhost:5432/contacts
+export AMQP_URL ?= amqp://localhost:5672/%2F
+
+REQUIREMENTS := requirements-dev.txt shared/requirements.txt $(wildcard services/*/requirements.txt)
+
+.PHONY: install migrate console run test unit integration lint bench
+
+## install: the virtualenv with every service's dependencies (only when a requirements file changed)
+install: $(VENV)/.installed
+$(VENV)/.installed: $(REQUIREMENTS)
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## migrate: create the database named by DATABASE_URL if absent and apply every migration
+migrate: install
+	python -m shared.migrate
+
+## console: turn on RabbitMQ's management console when this machine runs the broker
+console:
+	@if command -v rabbitmq-plugins >/dev/null 2>&1; then \
+	  rabbitmq-plugins enable --quiet rabbitmq_management >/dev/null 2>&1 \
+	    && echo "RabbitMQ console: http://localhost:15672" \
+	    || echo "could not enable the RabbitMQ console here (not the broker's host, or no rights)"; \
+	fi
+
+## run: the whole stack against DATABASE_URL / AMQP_URL, logs in one terminal, Ctrl-C stops all
+run: migrate console
+	honcho start -f Procfile
+
+## test: every test, on the PostgreSQL and RabbitMQ named by TEST_DATABASE_URL / TEST_AMQP_URL (else testcontainers)
+test: install console
+	pytest
+
+unit: install
+	pytest tests/unit
+
+integration: install console
+	pytest tests/integration
+
+lint: install
+	ruff check .
+	ruff format --check .
+	mypy shared services tests bench
+
+## bench: the benchmarks, each next to a baseline measured in the same run
+bench: install console
+	python -m bench

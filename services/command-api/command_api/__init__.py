@@ -1,0 +1,1 @@
+"""command-api: validates writes, commits them with their event, and relays events to RabbitMQ."""

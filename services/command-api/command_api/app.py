@@ -1,0 +1,172 @@
+"""HTTP entry of the write side: parse the request, hand a command to the handlers, shape the reply."""
+
+import json
+import logging
+import re
+import time
+from typing import Any
+
+from flask import Flask, Response, g, request
+from prometheus_client import Gauge, Histogram
+from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
+
+from command_api.errors import CommandRefused
+from command_api.handlers import (
+    Command,
+    ContactHandlers,
+    CreateContact,
+    DeleteContact,
+    Origin,
+    PatchContact,
+    ReplaceContact,
+)
+from command_api.openapi import openapi_document
+from shared.db import open_pool
+from shared.health import broker_reachable, database_ready
+from shared.logs import configure_logging, correlation_id, new_correlation_id
+from shared.metrics import render_metrics
+from shared.models import Contact
+from shared.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+REQUEST_SECONDS = Histogram(
+    "http_request_duration_seconds", "Time to answer an HTTP request", ["method", "route", "status"]
+)
+PENDING_CREATES = Gauge(
+    "command_api_pending_creates", "Creates committed whose deferred reply is not sent yet", multiprocess_mode="livesum"
+)
+
+_TOKEN = re.compile(r"[\x21-\x7e]{1,200}")
+_ETAG = re.compile(r'\s*(?:W/)?"?(\d{1,18})"?\s*')
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The composition root of one worker: runs after fork, so the pool belongs to this process."""
+    settings = settings or get_settings()
+    configure_logging("command-api", settings.log_level)
+    pool = open_pool(settings)
+    handlers = ContactHandlers(pool)
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+
+    @app.before_request
+    def start() -> None:
+        g.arrived = time.monotonic()
+        given = request.headers.get("X-Request-ID", "")
+        correlation_id.set(given if _TOKEN.fullmatch(given) else new_correlation_id())
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        response.headers["X-Request-ID"] = correlation_id.get() or ""
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        REQUEST_SECONDS.labels(request.method, route, response.status_code).observe(time.monotonic() - g.arrived)
+        return response
+
+    def handle(command: Command, idempotency_key: str | None = None) -> Contact | None:
+        return handlers.handle(command, Origin("api", correlation_id.get(), idempotency_key))
+
+    @app.post("/api/contacts")
+    def create_contact() -> Response:
+        contact = handle(CreateContact(_json_body()), _idempotency_key())
+        assert contact is not None
+        with PENDING_CREATES.track_inprogress():
+            time.sleep(max(0.0, g.arrived + settings.create_reply_delay_seconds - time.monotonic()))
+        response = _contact_response(contact, 201)
+        response.headers["Location"] = f"/api/contacts/{contact.id}"
+        return response
+
+    @app.put("/api/contacts/<int:contact_id>")
+    def replace_contact(contact_id: int) -> Response:
+        return _contact_response(handle(ReplaceContact(contact_id, _json_body(), _expected_version())))
+
+    @app.patch("/api/contacts/<int:contact_id>")
+    def patch_contact(contact_id: int) -> Response:
+        return _contact_response(handle(PatchContact(contact_id, _json_body(), _expected_version())))
+
+    @app.delete("/api/contacts/<int:contact_id>")
+    def delete_contact(contact_id: int) -> Response:
+        handle(DeleteContact(contact_id, _expected_version()))
+        return Response(status=204)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return _json({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        # Writes need only PostgreSQL: the outbox holds events while RabbitMQ is away.
+        database = database_ready(pool)
+        broker = broker_reachable(settings.amqp_url)
+        body = {"database": "ok" if database else "unavailable", "broker": "ok" if broker else "unreachable"}
+        return _json(body, 200 if database else 503)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        payload, content_type = render_metrics()
+        return Response(payload, content_type=content_type)
+
+    @app.get("/openapi.json")
+    def openapi() -> Response:
+        return _json(openapi_document())
+
+    @app.errorhandler(CommandRefused)
+    def refused(error: CommandRefused) -> Response:
+        return _problem(error.problem())
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        return _problem({"type": "about:blank", "title": error.name, "status": status, "detail": error.description})
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Response:
+        log.exception("unexpected error")
+        return _problem({"type": "about:blank", "title": "Internal error", "status": 500, "detail": "see the logs"})
+
+    return app
+
+
+def _json_body() -> Any:
+    """The JSON request body: 415 if it is not JSON, 400 if malformed, 413 if over the size limit."""
+    if not request.is_json:
+        raise UnsupportedMediaType("send the body as application/json (or application/merge-patch+json)")
+    try:
+        return json.loads(request.get_data())
+    except ValueError as error:
+        raise BadRequest(f"the body is not valid JSON: {error}") from None
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not _TOKEN.fullmatch(key):
+        raise BadRequest("Idempotency-Key must be 1 to 200 visible ASCII characters")
+    return key
+
+
+def _expected_version() -> int | None:
+    """The version named by `If-Match` (`"3"`, `W/"3"` or `3`); `*` or no header means any version.
+
+    An ETag we never issued can match no version, so it is read as version 0, which none has.
+    """
+    header = request.headers.get("If-Match")
+    if header is None or header.strip() == "*":
+        return None
+    matched = _ETAG.fullmatch(header)
+    return int(matched.group(1)) if matched else 0
+
+
+def _contact_response(contact: Contact | None, status: int = 200) -> Response:
+    assert contact is not None
+    response = Response(contact.model_dump_json(), status, mimetype="application/json")
+    response.headers["ETag"] = f'"{contact.version}"'
+    return response
+
+
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(json.dumps(body), status, mimetype="application/json")
+
+
+def _problem(problem: dict[str, Any]) -> Response:
+    return Response(json.dumps(problem), problem["status"], mimetype="application/problem+json")

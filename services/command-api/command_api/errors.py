@@ -1,0 +1,88 @@
+"""Why a command was refused, as RFC 9457 problems that HTTP replies and AMQP replies share."""
+
+from typing import Any
+
+from pydantic import ValidationError
+
+
+class CommandRefused(Exception):
+    status = 400
+    title = "Bad request"
+    slug = "bad-request"
+
+    def __init__(self, detail: str, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+    def problem(self) -> dict[str, Any]:
+        problem: dict[str, Any] = {
+            "type": f"/problems/{self.slug}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.errors is not None:
+            problem["errors"] = self.errors
+        return problem
+
+
+class InvalidContact(CommandRefused):
+    status = 422
+    title = "Validation failed"
+    slug = "validation"
+
+    @classmethod
+    def from_validation_error(cls, error: ValidationError) -> "InvalidContact":
+        errors = [
+            {"field": ".".join(str(part) for part in item["loc"]) or "body", "message": _message(item)}
+            for item in error.errors(include_url=False)
+        ]
+        return cls(f"{len(errors)} field(s) are invalid", errors)
+
+
+def _message(item: Any) -> str:
+    if item["type"] == "extra_forbidden":
+        return "unknown field"
+    if item["type"] == "missing":
+        return "field required"
+    return str(item["msg"]).removeprefix("Value error, ")
+
+
+class DuplicateEmail(CommandRefused):
+    status = 409
+    title = "Email already in use"
+    slug = "duplicate-email"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "another contact already has this email (emails are compared case-insensitively)",
+            [{"field": "email", "message": "already in use"}],
+        )
+
+
+class ContactNotFound(CommandRefused):
+    status = 404
+    title = "Not found"
+    slug = "not-found"
+
+    def __init__(self, contact_id: int) -> None:
+        super().__init__(f"contact {contact_id} does not exist")
+
+
+class VersionMismatch(CommandRefused):
+    status = 412
+    title = "Version mismatch"
+    slug = "version-mismatch"
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(f"expected version {expected}, the contact is at version {actual}")
+
+
+class IdempotencyKeyReused(CommandRefused):
+    status = 422
+    title = "Idempotency key reused"
+    slug = "idempotency-key-reused"
+
+    def __init__(self) -> None:
+        super().__init__("this idempotency key was already used with a different request")

@@ -1,0 +1,157 @@
+"""What each write command does: validate, then change the contact and record its event in one transaction.
+
+HTTP requests and RabbitMQ commands both arrive here; nothing in this module knows about either.
+"""
+
+import hashlib
+import json
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from psycopg import Connection
+from psycopg_pool import ConnectionPool
+from pydantic import ValidationError
+
+from command_api.errors import (
+    CommandRefused,
+    ContactNotFound,
+    IdempotencyKeyReused,
+    InvalidContact,
+    VersionMismatch,
+)
+from command_api.store import ContactStore
+from shared.models import CONTACT_FIELDS, Contact, ContactData
+
+_MAX_ID = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class CreateContact:
+    body: Any
+
+
+@dataclass(frozen=True)
+class ReplaceContact:
+    contact_id: int
+    body: Any
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class PatchContact:
+    """A JSON merge patch (RFC 7396) of some of the contact's fields."""
+
+    contact_id: int
+    patch: Any
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class DeleteContact:
+    contact_id: int
+    expected_version: int | None = None
+
+
+Command = CreateContact | ReplaceContact | PatchContact | DeleteContact
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who sent a command: the event's `source`, the trace id, and an optional idempotency key."""
+
+    source: str
+    correlation_id: str | None = None
+    idempotency_key: str | None = None
+
+
+class ContactHandlers:
+    def __init__(self, pool: ConnectionPool[Connection[dict[str, Any]]]) -> None:
+        self._pool = pool
+
+    def handle(self, command: Command, origin: Origin) -> Contact | None:
+        """Apply the command; returns the contact as it now is (None after a delete)."""
+        with self._pool.connection() as conn, conn.transaction():
+            store = ContactStore(conn)
+            key = origin.idempotency_key
+            if key is None:
+                return _apply(store, command, origin)
+            earlier = store.claim_idempotency_key(key, fingerprint(command))
+            if earlier is not None:
+                if earlier["fingerprint"] != fingerprint(command):
+                    raise IdempotencyKeyReused()
+                return None if earlier["result"] is None else Contact.model_validate(earlier["result"])
+            contact = _apply(store, command, origin)
+            store.record_idempotent_result(key, contact)
+            return contact
+
+
+def fingerprint(command: Command) -> str:
+    canonical = json.dumps([type(command).__name__, asdict(command)], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _apply(store: ContactStore, command: Command, origin: Origin) -> Contact | None:
+    match command:
+        case CreateContact(body):
+            contact = store.insert(_validated(body).model_dump())
+            _record(store, "contact.created", contact, list(CONTACT_FIELDS), origin)
+            return contact
+        case ReplaceContact(contact_id, body, expected_version):
+            data = _validated(body)
+            return _update(store, _locked(store, contact_id, expected_version), data, origin)
+        case PatchContact(contact_id, patch, expected_version):
+            if not isinstance(patch, dict):
+                raise InvalidContact("a merge patch is a JSON object", [{"field": "body", "message": "expected an object"}])
+            current = _locked(store, contact_id, expected_version)
+            merged = {**current.data(), **patch}
+            data = _validated({field: value for field, value in merged.items() if value is not None})
+            return _update(store, current, data, origin)
+        case DeleteContact(contact_id, expected_version):
+            current = _locked(store, contact_id, expected_version)
+            deleted = store.mark_deleted(contact_id, current.version + 1)
+            _record(store, "contact.deleted", deleted, [], origin)
+            return None
+    raise CommandRefused(f"unknown command {command!r}")
+
+
+def _validated(body: Any) -> ContactData:
+    try:
+        return ContactData.from_body(body)
+    except ValidationError as error:
+        raise InvalidContact.from_validation_error(error) from None
+
+
+def _locked(store: ContactStore, contact_id: int, expected_version: int | None) -> Contact:
+    current = store.lock(contact_id) if 0 < contact_id <= _MAX_ID else None
+    if current is None:
+        raise ContactNotFound(contact_id)
+    if expected_version is not None and expected_version != current.version:
+        raise VersionMismatch(expected_version, current.version)
+    return current
+
+
+def _update(store: ContactStore, current: Contact, data: ContactData, origin: Origin) -> Contact:
+    """Write a new version if anything changed; a write that changes nothing is not a new version."""
+    new = data.model_dump()
+    changed = [field for field in CONTACT_FIELDS if new[field] != getattr(current, field)]
+    if not changed:
+        return current
+    contact = store.update(current.id, new, current.version + 1)
+    _record(store, "contact.updated", contact, changed, origin)
+    return contact
+
+
+def _record(store: ContactStore, event_type: str, state: Contact, changed_fields: list[str], origin: Origin) -> None:
+    """Append the event body of SPEC §4 (all but `seq`, which the relay assigns when it publishes)."""
+    event = {
+        "type": event_type,
+        "event_id": str(uuid.uuid4()),
+        "contact_id": state.id,
+        "version": state.version,
+        "contact": None if event_type == "contact.deleted" else state.model_dump(mode="json"),
+        "changed_fields": changed_fields,
+        "source": origin.source,
+        "at": state.updated_at.isoformat().replace("+00:00", "Z"),
+    }
+    store.append_event(event, event_type, origin.correlation_id)

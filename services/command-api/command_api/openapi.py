@@ -1,0 +1,97 @@
+"""The OpenAPI document of the write endpoints, its schemas generated from the pydantic models."""
+
+from functools import cache
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from shared.models import Contact, ContactData
+
+_PROBLEM = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _problems(*statuses: int) -> dict[str, Any]:
+    content = {"application/problem+json": {"schema": _ref("Problem")}}
+    return {str(status): {"description": "problem", "content": content} for status in statuses}
+
+
+def _contact_reply(status: int, description: str) -> dict[str, Any]:
+    return {
+        str(status): {
+            "description": description,
+            "headers": {"ETag": {"schema": {"type": "string"}, "description": "the version, quoted"}},
+            "content": {"application/json": {"schema": _ref("Contact")}},
+        }
+    }
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    _, schemas = models_json_schema(
+        [(ContactData, "validation"), (Contact, "serialization")], ref_template="#/components/schemas/{model}"
+    )
+    body = {"required": True, "content": {"application/json": {"schema": _ref("ContactData")}}}
+    patch_body = {
+        "required": True,
+        "content": {
+            "application/merge-patch+json": {"schema": {"type": "object"}},
+            "application/json": {"schema": {"type": "object"}},
+        },
+    }
+    contact_id = {"name": "contact_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+    if_match = {"name": "If-Match", "in": "header", "schema": {"type": "string"}, "description": 'e.g. "3"'}
+    idempotency_key = {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 200}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Contacts, live: command-api", "version": "1.0.0"},
+        "paths": {
+            "/api/contacts": {
+                "post": {
+                    "summary": "Create a contact; the reply is deferred CREATE_REPLY_DELAY_SECONDS",
+                    "parameters": [idempotency_key],
+                    "requestBody": body,
+                    "responses": {**_contact_reply(201, "created"), **_problems(400, 409, 413, 415, 422)},
+                }
+            },
+            "/api/contacts/{contact_id}": {
+                "put": {
+                    "summary": "Replace a contact",
+                    "parameters": [contact_id, if_match],
+                    "requestBody": body,
+                    "responses": {**_contact_reply(200, "replaced"), **_problems(400, 404, 409, 412, 413, 415, 422)},
+                },
+                "patch": {
+                    "summary": "Merge-patch some fields of a contact",
+                    "parameters": [contact_id, if_match],
+                    "requestBody": patch_body,
+                    "responses": {**_contact_reply(200, "updated"), **_problems(400, 404, 409, 412, 413, 415, 422)},
+                },
+                "delete": {
+                    "summary": "Delete a contact",
+                    "parameters": [contact_id, if_match],
+                    "responses": {"204": {"description": "deleted"}, **_problems(404, 412)},
+                },
+            },
+        },
+        "components": {"schemas": {**schemas["$defs"], "Problem": _PROBLEM}},
+    }

@@ -1,0 +1,191 @@
+"""The outbox relay: publishes committed events to `contacts.events`, numbering them `seq` in publish order.
+
+One relay leads at a time (a PostgreSQL advisory lock); others wait for the lock. The leader wakes on
+the outbox trigger's NOTIFY, publishes a batch with confirms in flight together, and only then marks the
+batch published. `seq` is stored before publishing, so a batch cut short by a lost connection is sent
+again with the same numbers.
+"""
+
+import asyncio
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pika
+import psycopg
+from pika.exceptions import AMQPError
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from psycopg.rows import dict_row
+from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_random_exponential
+
+from command_api.publisher import ConfirmingPublisher, PublishRefused
+from shared.broker import EVENTS_EXCHANGE, BrokerConnectionLost, ensure_topology
+from shared.db import session_options
+from shared.logs import configure_logging
+from shared.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+LEADER_LOCK = 7_140_000_001  # pg_advisory_lock key of the relay leader
+PRUNE_EVERY_SECONDS = 600.0
+
+PUBLISHED = Counter("relay_events_published_total", "Events published and confirmed by RabbitMQ")
+LAG = Histogram(
+    "relay_commit_to_confirm_seconds",
+    "From the outbox row's commit to RabbitMQ's confirm",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+LEADER = Gauge("relay_is_leader", "1 while this relay holds the leader lock")
+
+Row = dict[str, Any]
+_RETRIED = (psycopg.OperationalError, AMQPError, BrokerConnectionLost, PublishRefused, OSError, TimeoutError)
+
+
+class OutboxRelay:
+    def __init__(self, conn: psycopg.AsyncConnection[Row], publisher: ConfirmingPublisher, settings: Settings) -> None:
+        self._conn = conn
+        self._publisher = publisher
+        self._settings = settings
+        self._epoch = ""
+        self._next_prune = 0.0
+
+    async def run(self, wake: asyncio.Event, listener: "asyncio.Task[None]") -> None:
+        state = await (await self._conn.execute("SELECT epoch FROM relay_state")).fetchone()
+        assert state is not None
+        self._epoch = str(state["epoch"])
+        while True:
+            wake.clear()
+            if await self.relay_batch() < self._settings.relay_batch_size:
+                await self._prune_if_due()
+                await asyncio.wait(
+                    [asyncio.ensure_future(wake.wait()), listener],
+                    timeout=self._settings.relay_poll_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            if listener.done():
+                listener.result()  # the LISTEN connection failed: start over
+
+    async def relay_batch(self) -> int:
+        """Publish one batch of unpublished events; returns how many."""
+        rows = await (
+            await self._conn.execute(
+                """SELECT id, routing_key, payload, correlation_id, seq, created_at FROM outbox
+                   WHERE published_at IS NULL ORDER BY seq NULLS LAST, id LIMIT %s""",
+                (self._settings.relay_batch_size,),
+            )
+        ).fetchall()
+        if not rows:
+            return 0
+        await self._number([row for row in rows if row["seq"] is None])
+        settled = [self._publish(row) for row in rows]
+        outcomes = await asyncio.gather(*settled, return_exceptions=True)
+        confirmed = [row for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
+        if confirmed:
+            await self._conn.execute(
+                "UPDATE outbox SET published_at = now() WHERE id = ANY(%s)", ([row["id"] for row in confirmed],)
+            )
+            PUBLISHED.inc(len(confirmed))
+            now = datetime.now(UTC)
+            for row in confirmed:
+                LAG.observe((now - row["created_at"]).total_seconds())
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return len(rows)
+
+    async def _number(self, rows: list[Row]) -> None:
+        """Give each row the next `seq`, in order, and store it before anything is published."""
+        if not rows:
+            return
+        async with self._conn.transaction():
+            counter = await (
+                await self._conn.execute(
+                    "UPDATE relay_state SET last_seq = last_seq + %s RETURNING last_seq", (len(rows),)
+                )
+            ).fetchone()
+            assert counter is not None
+            first = counter["last_seq"] - len(rows) + 1
+            for offset, row in enumerate(rows):
+                row["seq"] = first + offset
+            await self._conn.execute(
+                "UPDATE outbox SET seq = numbered.seq FROM unnest(%s::bigint[], %s::bigint[]) AS numbered(id, seq)"
+                " WHERE outbox.id = numbered.id",
+                ([row["id"] for row in rows], [row["seq"] for row in rows]),
+            )
+
+    def _publish(self, row: Row) -> "asyncio.Future[None]":
+        payload = row["payload"]
+        body = json.dumps({"type": payload["type"], "seq": row["seq"], **payload}, separators=(",", ":"))
+        properties = pika.BasicProperties(
+            content_type="application/json",
+            delivery_mode=pika.DeliveryMode.Persistent,
+            message_id=payload["event_id"],
+            type=row["routing_key"],
+            app_id="command-api",
+            timestamp=int(time.time()),
+            headers={"epoch": self._epoch, "correlation_id": row["correlation_id"]},
+        )
+        return self._publisher.publish(EVENTS_EXCHANGE, row["routing_key"], body.encode(), properties)
+
+    async def _prune_if_due(self) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+        await self._conn.execute(
+            "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => %s)",
+            (self._settings.outbox_retention_hours * 3600,),
+        )
+
+
+async def _connect(settings: Settings) -> psycopg.AsyncConnection[Row]:
+    return await psycopg.AsyncConnection.connect(
+        settings.database_url, autocommit=True, row_factory=dict_row, options=session_options(settings)
+    )
+
+
+async def _listen(conn: psycopg.AsyncConnection[Row], wake: asyncio.Event) -> None:
+    await conn.execute("LISTEN outbox")
+    async for _ in conn.notifies():
+        wake.set()
+
+
+async def lead(settings: Settings) -> None:
+    """Wait to become the leader, then relay until something fails."""
+    async with await _connect(settings) as conn, await _connect(settings) as listen_conn:
+        while not (await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS led", (LEADER_LOCK,))).fetchone() or {})["led"]:
+            log.info("another relay leads; waiting for the leader lock")
+            await asyncio.sleep(settings.relay_poll_seconds)
+        log.info("leading the outbox relay")
+        LEADER.set(1)
+        await asyncio.to_thread(ensure_topology, settings.amqp_url)
+        publisher = await ConfirmingPublisher.connect(settings.amqp_url)
+        wake = asyncio.Event()
+        listener = asyncio.create_task(_listen(listen_conn, wake))
+        try:
+            await OutboxRelay(conn, publisher, settings).run(wake, listener)
+        finally:
+            LEADER.set(0)
+            listener.cancel()
+            publisher.close()
+
+
+async def relay_forever(settings: Settings) -> None:
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(_RETRIED),
+        wait=wait_random_exponential(multiplier=0.2, max=settings.relay_max_backoff_seconds),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+    )
+    await retrying(lead, settings)
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging("relay", settings.log_level)
+    start_http_server(settings.relay_metrics_port)
+    asyncio.run(relay_forever(settings))
+
+
+if __name__ == "__main__":
+    main()

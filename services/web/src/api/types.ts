@@ -1,0 +1,67 @@
+export const CONTACT_FIELDS = ["first_name", "last_name", "email", "phone"] as const;
+export type ContactField = (typeof CONTACT_FIELDS)[number];
+export type ContactInput = Record<ContactField, string>;
+
+export interface Contact extends ContactInput {
+  id: number;
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+export const SORTS = ["last_name", "first_name", "email", "updated_at"] as const;
+export type SortField = (typeof SORTS)[number];
+export type Sort = SortField | `-${SortField}`;
+
+export interface ListParams {
+  search: string;
+  sort: Sort;
+}
+
+export type Op = "created" | "updated" | "deleted";
+
+export interface HistoryItem {
+  version: number;
+  op: Op;
+  changed_fields: string[];
+  source: string;
+  at: string;
+  event_id: string;
+  contact: Contact | null;
+}
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/** RFC 9457 problem details, as every service answers errors. */
+export interface Problem {
+  type?: string;
+  title: string;
+  status: number;
+  detail?: string;
+  errors?: FieldError[];
+}
+
+export interface ContactEvent {
+  type: `contact.${Op}`;
+  seq: number;
+  event_id: string;
+  contact_id: number;
+  version: number;
+  contact: Contact | null;
+  changed_fields: string[];
+  source: string;
+  at: string;
+}
+
+export type ServerMessage =
+  | { type: "hello"; epoch: string; seq: number }
+  | { type: "resync" }
+  | ContactEvent;

@@ -1,0 +1,61 @@
+import { useQueryClient } from "@tanstack/react-query";
+import { useCallback, useEffect, useRef, useState } from "react";
+import { findContact, resyncAll } from "../api/cache";
+import type { ContactEvent } from "../api/types";
+import { applyEvent } from "./applyEvent";
+import { useOwnChanges } from "./ownChanges";
+import { type LiveStatus, type SocketLike, useLiveSocket } from "./useLiveSocket";
+
+/** A change someone else made, shown as a cue for a few seconds. */
+export interface RemoteChange {
+  op: "created" | "updated" | "deleted";
+  source: string;
+  /** For screen readers: "Ada Lovelace updated by console". */
+  message: string;
+}
+
+const CUE_MS = 6000;
+
+/** Live events into the query cache, plus cues for the changes that were not ours. */
+export function useLiveContacts(connect?: (url: string) => SocketLike) {
+  const client = useQueryClient();
+  const own = useOwnChanges();
+  const [changes, setChanges] = useState<ReadonlyMap<number, RemoteChange>>(new Map());
+  const [announcement, setAnnouncement] = useState("");
+  const timers = useRef(new Map<number, ReturnType<typeof setTimeout>>());
+
+  const onEvent = useCallback(
+    (event: ContactEvent) => {
+      const before = findContact(client, event.contact_id);
+      const ours = own.isOwn(event);
+      if (!applyEvent(client, event) || ours) return;
+      const contact = event.contact ?? before;
+      const name = contact ? `${contact.first_name} ${contact.last_name}` : `Contact ${event.contact_id}`;
+      const op = event.type.slice("contact.".length) as RemoteChange["op"];
+      const change = { op, source: event.source, message: `${name} ${op} by ${event.source}` };
+      setAnnouncement(change.message);
+      setChanges((old) => new Map(old).set(event.contact_id, change));
+      clearTimeout(timers.current.get(event.contact_id));
+      timers.current.set(
+        event.contact_id,
+        setTimeout(() => {
+          timers.current.delete(event.contact_id);
+          setChanges((old) => {
+            const next = new Map(old);
+            next.delete(event.contact_id);
+            return next;
+          });
+        }, CUE_MS),
+      );
+    },
+    [client, own],
+  );
+
+  useEffect(() => {
+    const pending = timers.current;
+    return () => pending.forEach(clearTimeout);
+  }, []);
+
+  const status: LiveStatus = useLiveSocket({ onEvent, onResync: () => resyncAll(client), connect });
+  return { status, changes, announcement };
+}

@@ -1,0 +1,1 @@
+"""The kernel every service shares: settings, models, logs, database and broker helpers."""

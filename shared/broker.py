@@ -1,0 +1,103 @@
+"""RabbitMQ names that are part of the public contract, and their idempotent declaration."""
+
+import asyncio
+from typing import Any, Protocol
+
+import pika
+from pika.adapters.asyncio_connection import AsyncioConnection
+from pika.channel import Channel
+
+EVENTS_EXCHANGE = "contacts.events"
+COMMANDS_EXCHANGE = "contacts.commands"
+COMMANDS_QUEUE = "command-api.commands"
+HISTORY_QUEUE = "history-worker.events"
+DEAD_LETTER_EXCHANGE = "contacts.dead-letter"
+DEAD_LETTER_QUEUE = "contacts.dead-letter"
+
+#: How many times a quorum queue redelivers a message before dead-lettering it.
+DELIVERY_LIMIT = 5
+
+#: Header naming why a message was dead-lettered by one of our consumers.
+DEATH_REASON_HEADER = "x-death-reason"
+
+
+def quorum_queue_arguments() -> dict[str, Any]:
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": DELIVERY_LIMIT,
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+class _Channel(Protocol):
+    """The declaring half of pika's BlockingChannel."""
+
+    def exchange_declare(self, exchange: str, exchange_type: str, durable: bool) -> Any: ...
+    def queue_declare(self, queue: str, durable: bool, arguments: dict[str, Any] | None = None) -> Any: ...
+    def queue_bind(self, queue: str, exchange: str, routing_key: str | None = None) -> Any: ...
+
+
+def declare_topology(channel: _Channel) -> None:
+    """Declare every exchange and durable queue of the system; safe to repeat from any process."""
+    channel.exchange_declare(exchange=DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True)
+    channel.queue_declare(queue=DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_bind(queue=DEAD_LETTER_QUEUE, exchange=DEAD_LETTER_EXCHANGE, routing_key="")
+
+    channel.exchange_declare(exchange=EVENTS_EXCHANGE, exchange_type="topic", durable=True)
+    channel.queue_declare(queue=HISTORY_QUEUE, durable=True, arguments=quorum_queue_arguments())
+    channel.queue_bind(queue=HISTORY_QUEUE, exchange=EVENTS_EXCHANGE, routing_key="contact.#")
+
+    channel.exchange_declare(exchange=COMMANDS_EXCHANGE, exchange_type="fanout", durable=True)
+    channel.queue_declare(queue=COMMANDS_QUEUE, durable=True, arguments=quorum_queue_arguments())
+    channel.queue_bind(queue=COMMANDS_QUEUE, exchange=COMMANDS_EXCHANGE, routing_key="")
+
+
+def connection_parameters(url: str, name: str) -> pika.URLParameters:
+    """Parameters for one of our connections: heartbeats on, never blocked forever by an alarm."""
+    parameters = pika.URLParameters(url)
+    parameters.heartbeat = 30
+    parameters.blocked_connection_timeout = 30
+    parameters.connection_attempts = 1
+    parameters.client_properties = {"connection_name": name}
+    return parameters
+
+
+def ensure_topology(url: str) -> None:
+    """Declare the topology over a short-lived connection of its own."""
+    connection = pika.BlockingConnection(connection_parameters(url, "topology"))
+    try:
+        declare_topology(connection.channel())
+    finally:
+        connection.close()
+
+
+class BrokerConnectionLost(Exception):
+    """The connection or channel closed under us; whatever was in flight is unknown."""
+
+
+async def open_async_channel(url: str, name: str) -> tuple[AsyncioConnection, Channel]:
+    """Open a pika connection on the running asyncio loop and one channel on it."""
+    loop = asyncio.get_running_loop()
+    opened: asyncio.Future[AsyncioConnection] = loop.create_future()
+
+    def on_open(connection: AsyncioConnection) -> None:
+        if not opened.done():
+            opened.set_result(connection)
+
+    def on_error(_connection: AsyncioConnection, error: BaseException | str) -> None:
+        if not opened.done():
+            opened.set_exception(BrokerConnectionLost(str(error)))
+
+    AsyncioConnection(
+        connection_parameters(url, name),
+        on_open_callback=on_open,
+        on_open_error_callback=on_error,
+        on_close_callback=on_error,
+        custom_ioloop=loop,
+    )
+    connection = await opened
+    channel_opened: asyncio.Future[Channel] = loop.create_future()
+    connection.channel(on_open_callback=channel_opened.set_result)
+    return connection, await asyncio.wait_for(channel_opened, timeout=10)

@@ -1,0 +1,39 @@
+"""One typed settings object, read from the environment, with developer-machine defaults."""
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    database_url: str = "postgresql://postgres@localhost:5432/contacts"
+    # Without credentials in the URL pika falls back to its development defaults;
+    # production sets AMQP_URL with a user and password of its own.
+    amqp_url: str = "amqp://localhost:5672/%2F"
+
+    create_reply_delay_seconds: float = Field(20.0, ge=0)
+    max_body_bytes: int = 64 * 1024
+
+    command_api_port: int = 8001
+    command_api_workers: int = 2
+    command_api_worker_connections: int = 12_000
+    relay_metrics_port: int = 8005
+
+    db_pool_min_size: int = 2
+    db_pool_max_size: int = 8
+    db_statement_timeout_ms: int = 5_000
+
+    relay_batch_size: int = Field(500, ge=1)
+    relay_poll_seconds: float = 1.0
+    relay_max_backoff_seconds: float = 10.0
+    outbox_retention_hours: float = 24.0
+
+    log_level: str = "INFO"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""What the tests need to run the system for real: isolated infrastructure, processes, broker taps."""
