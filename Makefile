@@ -51,5 +51,5 @@ lint: install
 	mypy shared services tests bench
 
 ## bench: the benchmarks, each next to a baseline measured in the same run
-bench: install console
-	python -m bench
+bench: migrate console
+	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$DATABASE_URL}" TEST_AMQP_URL="$${TEST_AMQP_URL:-$$AMQP_URL}" python -m bench $(SCENARIOS)

@@ -5,7 +5,9 @@ from typing import Any, Protocol
 
 import pika
 from pika.adapters.asyncio_connection import AsyncioConnection
+from pika.adapters.blocking_connection import BlockingChannel
 from pika.channel import Channel
+from pika.spec import Basic
 
 EVENTS_EXCHANGE = "contacts.events"
 COMMANDS_EXCHANGE = "contacts.commands"
@@ -101,3 +103,19 @@ async def open_async_channel(url: str, name: str) -> tuple[AsyncioConnection, Ch
     channel_opened: asyncio.Future[Channel] = loop.create_future()
     connection.channel(on_open_callback=channel_opened.set_result)
     return connection, await asyncio.wait_for(channel_opened, timeout=10)
+
+
+def dead_letter(
+    channel: BlockingChannel, method: Basic.Deliver, properties: pika.BasicProperties, body: bytes, reason: str
+) -> None:
+    """Send a message we cannot process to `contacts.dead-letter`, its reason in a header.
+
+    The channel must be in confirm mode: this returns once the broker has the copy, so the caller
+    may then ack the original. Original properties are kept; the source queue's name is added.
+    """
+    headers = dict(properties.headers or {})
+    headers[DEATH_REASON_HEADER] = reason[:1000]
+    headers["x-original-exchange"] = method.exchange
+    headers["x-original-routing-key"] = method.routing_key
+    copy = pika.BasicProperties(**{**vars(properties), "headers": headers, "user_id": None, "expiration": None})
+    channel.basic_publish(DEAD_LETTER_EXCHANGE, method.routing_key, body, copy, mandatory=True)
