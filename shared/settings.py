@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     relay_max_backoff_seconds: float = 10.0
     outbox_retention_hours: float = 24.0
 
+    # command-api's consumer of `command-api.commands` (python -m command_api.consumer)
+    command_consumer_port: int = 8006
+    command_consumer_prefetch: int = Field(50, ge=1)
+    command_consumer_max_backoff_seconds: float = 10.0
+
     log_level: str = "INFO"
 
 

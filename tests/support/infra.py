@@ -35,8 +35,8 @@ def servers() -> Iterator[tuple[str, str, str]]:
         host = urlsplit(amqp).hostname or "localhost"
         yield database, amqp, os.environ.get("TEST_AMQP_MANAGEMENT_URL", f"http://{host}:15672")
         return
-    from testcontainers.postgres import PostgresContainer
-    from testcontainers.rabbitmq import RabbitMqContainer
+    from testcontainers.community.postgres import PostgresContainer
+    from testcontainers.community.rabbitmq import RabbitMqContainer
 
     with (
         PostgresContainer("postgres:15-alpine", driver=None) as postgres,

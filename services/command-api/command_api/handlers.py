@@ -75,13 +75,13 @@ class ContactHandlers:
             store = ContactStore(conn)
             key = origin.idempotency_key
             if key is None:
-                return _apply(store, command, origin)
+                return apply(store, command, origin)
             earlier = store.claim_idempotency_key(key, fingerprint(command))
             if earlier is not None:
                 if earlier["fingerprint"] != fingerprint(command):
                     raise IdempotencyKeyReused()
                 return None if earlier["result"] is None else Contact.model_validate(earlier["result"])
-            contact = _apply(store, command, origin)
+            contact = apply(store, command, origin)
             store.record_idempotent_result(key, contact)
             return contact
 
@@ -91,7 +91,8 @@ def fingerprint(command: Command) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _apply(store: ContactStore, command: Command, origin: Origin) -> Contact | None:
+def apply(store: ContactStore, command: Command, origin: Origin) -> Contact | None:
+    """Run one command against the store; the caller owns the transaction."""
     match command:
         case CreateContact(body):
             contact = store.insert(_validated(body).model_dump())

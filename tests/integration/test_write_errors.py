@@ -1,0 +1,167 @@
+"""Every bad input of SPEC §3 gets its status and an RFC 9457 problem, never a 5xx; concurrency is refused cleanly."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support.data import new_contact
+
+pytestmark = pytest.mark.integration
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture
+def contact(command_api: str, http: requests.Session) -> dict[str, Any]:
+    reply = http.post(f"{command_api}/api/contacts", json=new_contact())
+    assert reply.status_code == 201, reply.text
+    return dict(reply.json())
+
+
+def assert_problem(reply: requests.Response, status: int, field: str | None = None) -> dict[str, Any]:
+    assert reply.status_code == status, reply.text
+    assert reply.headers["Content-Type"] == "application/problem+json"
+    problem = reply.json()
+    assert problem["status"] == status
+    assert problem["title"] and problem["type"] and problem["detail"]
+    if field is not None:
+        assert field in {error["field"] for error in problem["errors"]}, problem
+    return dict(problem)
+
+
+@pytest.mark.parametrize(
+    ("fields", "bad_field"),
+    [
+        ({"first_name": "   "}, "first_name"),
+        ({"last_name": "x" * 101}, "last_name"),
+        ({"email": "not-an-email"}, "email"),
+        ({"email": "a@" + "b" * 250 + ".com"}, "email"),
+        ({"phone": "12345"}, "phone"),
+        ({"phone": "+1 555 0100 ext 9"}, "phone"),
+        ({"phone": "1" * 16}, "phone"),
+        ({"first_name": 42}, "first_name"),
+        ({"email": None}, "email"),
+        ({"nickname": "Ada"}, "nickname"),
+    ],
+)
+def test_invalid_fields_are_named_in_a_422(command_api: str, http: requests.Session, fields: dict, bad_field: str) -> None:
+    assert_problem(http.post(f"{command_api}/api/contacts", json=new_contact(**fields)), 422, bad_field)
+
+
+def test_a_missing_field_is_named_and_read_only_fields_are_ignored(command_api: str, http: requests.Session) -> None:
+    body = new_contact()
+    del body["phone"]
+    assert_problem(http.post(f"{command_api}/api/contacts", json=body), 422, "phone")
+    echoed = {**new_contact(), "id": 999_999, "version": 7, "created_at": "x", "updated_at": "y"}
+    created = http.post(f"{command_api}/api/contacts", json=echoed)
+    assert created.status_code == 201
+    assert created.json()["version"] == 1 and created.json()["id"] != 999_999
+
+
+def test_values_are_trimmed(command_api: str, http: requests.Session) -> None:
+    body = new_contact()
+    reply = http.post(f"{command_api}/api/contacts", json={**body, "first_name": "  Ada  "})
+    assert reply.json()["first_name"] == "Ada"
+
+
+@pytest.mark.parametrize(
+    ("data", "headers", "status"),
+    [
+        (b'{"first_name": ', JSON, 400),
+        (b"\xff\xfe not utf-8", JSON, 400),
+        (b"", JSON, 400),
+        (b"first_name=Ada", {"Content-Type": "application/x-www-form-urlencoded"}, 415),
+        (b'{"first_name": "Ada"}', {}, 415),
+        (b'{"a": "' + b"x" * (64 * 1024) + b'"}', JSON, 413),
+        (b"[1, 2]", JSON, 422),
+        (b'"just a string"', JSON, 422),
+    ],
+)
+def test_malformed_requests_get_their_status(
+    command_api: str, http: requests.Session, data: bytes, headers: dict, status: int
+) -> None:
+    assert_problem(http.post(f"{command_api}/api/contacts", data=data, headers=headers), status)
+
+
+def test_a_duplicate_email_is_a_409_naming_the_field(command_api: str, http: requests.Session, contact: dict) -> None:
+    duplicate = new_contact(email=contact["email"].upper())
+    assert_problem(http.post(f"{command_api}/api/contacts", json=duplicate), 409, "email")
+    other = http.post(f"{command_api}/api/contacts", json=new_contact()).json()
+    moved = http.patch(f"{command_api}/api/contacts/{other['id']}", json={"email": contact["email"]})
+    assert_problem(moved, 409, "email")
+
+
+def test_an_email_is_free_again_once_its_contact_is_deleted(
+    command_api: str, http: requests.Session, contact: dict
+) -> None:
+    assert http.delete(f"{command_api}/api/contacts/{contact['id']}").status_code == 204
+    again = http.post(f"{command_api}/api/contacts", json=new_contact(email=contact["email"]))
+    assert again.status_code == 201
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+def test_unknown_or_deleted_contacts_are_404(
+    command_api: str, http: requests.Session, contact: dict, method: str
+) -> None:
+    for contact_id in (2**62, 2**70):
+        assert_problem(http.request(method, f"{command_api}/api/contacts/{contact_id}", json=new_contact()), 404)
+    http.delete(f"{command_api}/api/contacts/{contact['id']}")
+    assert_problem(http.request(method, f"{command_api}/api/contacts/{contact['id']}", json=new_contact()), 404)
+
+
+@pytest.mark.parametrize("if_match", ['"2"', 'W/"2"', "2", '"abc"', "nonsense"])
+def test_a_stale_or_foreign_if_match_is_a_412(
+    command_api: str, http: requests.Session, contact: dict, if_match: str
+) -> None:
+    url = f"{command_api}/api/contacts/{contact['id']}"
+    assert_problem(http.patch(url, json={"first_name": "Bea"}, headers={"If-Match": if_match}), 412)
+    assert_problem(http.delete(url, headers={"If-Match": if_match}), 412)
+    assert http.patch(url, json={"first_name": "Bea"}, headers={"If-Match": "*"}).status_code == 200
+
+
+def test_merge_patch_null_removes_a_mandatory_field_so_it_is_refused(
+    command_api: str, http: requests.Session, contact: dict
+) -> None:
+    url = f"{command_api}/api/contacts/{contact['id']}"
+    headers = {"Content-Type": "application/merge-patch+json"}
+    assert_problem(http.patch(url, data=b'{"phone": null}', headers=headers), 422, "phone")
+    assert http.patch(url, data=b'{"phone": "+1 555 0100 77"}', headers=headers).json()["version"] == 2
+
+
+def test_concurrent_patches_with_the_same_if_match_let_exactly_one_win(
+    command_api: str, contact: dict
+) -> None:
+    url = f"{command_api}/api/contacts/{contact['id']}"
+    barrier = threading.Barrier(12)
+
+    def patch(n: int) -> int:
+        barrier.wait()
+        return requests.patch(url, json={"first_name": f"Writer {n}"}, headers={"If-Match": '"1"'}).status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        statuses = sorted(pool.map(patch, range(12)))
+    assert statuses == [200] + [412] * 11
+    assert requests.patch(url, json={"phone": "+1 555 0100 88"}).json()["version"] == 3
+
+
+def test_an_idempotency_key_replays_the_same_contact_and_refuses_another_body(
+    command_api: str, http: requests.Session
+) -> None:
+    body = new_contact()
+    key = {"Idempotency-Key": f"key-{body['email']}"}
+    first = http.post(f"{command_api}/api/contacts", json=body, headers=key)
+    with ThreadPoolExecutor(4) as pool:
+        replays = list(pool.map(lambda _: requests.post(f"{command_api}/api/contacts", json=body, headers=key), range(4)))
+    assert first.status_code == 201
+    assert {(reply.status_code, reply.json()["id"]) for reply in replays} == {(201, first.json()["id"])}
+    assert_problem(http.post(f"{command_api}/api/contacts", json=new_contact(), headers=key), 422)
+    assert_problem(http.post(f"{command_api}/api/contacts", json=body, headers={"Idempotency-Key": "x" * 300}), 400)
+
+
+def test_unsupported_methods_and_paths_are_problems(command_api: str, http: requests.Session) -> None:
+    assert_problem(http.get(f"{command_api}/api/contacts"), 405)
+    assert_problem(http.post(f"{command_api}/api/contacts/1", json={}), 405)
+    assert_problem(http.patch(f"{command_api}/api/contacts/abc", json={}), 404)

@@ -1,0 +1,104 @@
+"""What each command does to the store and which event it records, with an in-memory store of our own."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from command_api.errors import ContactNotFound, InvalidContact, VersionMismatch
+from command_api.handlers import CreateContact, DeleteContact, Origin, PatchContact, ReplaceContact, apply
+from command_api.store import ContactStore
+from shared.models import Contact
+
+ORIGIN = Origin("api", "trace-1")
+ADA = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com", "phone": "+44 20 7946 0958"}
+
+
+class FakeStore(ContactStore):
+    def __init__(self) -> None:
+        self.contacts: dict[int, Contact] = {}
+        self.events: list[tuple[dict[str, Any], str, str | None]] = []
+
+    def insert(self, data: dict[str, str]) -> Contact:
+        now = datetime.now(UTC)
+        contact = Contact(id=len(self.contacts) + 1, version=1, created_at=now, updated_at=now, **data)
+        self.contacts[contact.id] = contact
+        return contact
+
+    def lock(self, contact_id: int) -> Contact | None:
+        return self.contacts.get(contact_id)
+
+    def update(self, contact_id: int, data: dict[str, str], version: int) -> Contact:
+        updated = self.contacts[contact_id].model_copy(update={**data, "version": version})
+        self.contacts[contact_id] = updated
+        return updated
+
+    def mark_deleted(self, contact_id: int, version: int) -> Contact:
+        return self.contacts.pop(contact_id).model_copy(update={"version": version})
+
+    def append_event(self, event: dict[str, Any], routing_key: str, correlation_id: str | None) -> None:
+        self.events.append((event, routing_key, correlation_id))
+
+
+@pytest.fixture
+def store() -> FakeStore:
+    return FakeStore()
+
+
+def test_create_records_a_created_event_naming_every_field(store: FakeStore) -> None:
+    contact = apply(store, CreateContact(ADA), ORIGIN)
+    assert contact is not None
+    [(event, routing_key, correlation_id)] = store.events
+    assert routing_key == "contact.created" and correlation_id == "trace-1"
+    assert event["contact"] == contact.model_dump(mode="json")
+    assert event["changed_fields"] == ["first_name", "last_name", "email", "phone"]
+    assert (event["version"], event["source"]) == (1, "api")
+
+
+def test_patch_merges_and_names_only_what_changed(store: FakeStore) -> None:
+    apply(store, CreateContact(ADA), ORIGIN)
+    patched = apply(store, PatchContact(1, {"phone": "+1 555 0100 99", "id": 77}, expected_version=1), ORIGIN)
+    assert patched is not None and patched.version == 2 and patched.first_name == "Ada"
+    assert store.events[-1][0]["changed_fields"] == ["phone"]
+
+
+def test_a_write_that_changes_nothing_is_not_a_version(store: FakeStore) -> None:
+    apply(store, CreateContact(ADA), ORIGIN)
+    assert apply(store, ReplaceContact(1, ADA), ORIGIN) == store.contacts[1]
+    assert store.contacts[1].version == 1 and len(store.events) == 1
+
+
+def test_a_stale_expected_version_is_refused_before_any_change(store: FakeStore) -> None:
+    apply(store, CreateContact(ADA), ORIGIN)
+    with pytest.raises(VersionMismatch):
+        apply(store, PatchContact(1, {"first_name": "Bea"}, expected_version=2), ORIGIN)
+    assert store.contacts[1].first_name == "Ada" and len(store.events) == 1
+
+
+@pytest.mark.parametrize("patch", [["first_name"], "Bea", {"first_name": None}, {"first_name": ""}, {"x": 1}])
+def test_a_bad_merge_patch_is_invalid(store: FakeStore, patch: Any) -> None:
+    apply(store, CreateContact(ADA), ORIGIN)
+    with pytest.raises(InvalidContact):
+        apply(store, PatchContact(1, patch), ORIGIN)
+
+
+def test_delete_records_an_event_without_a_snapshot(store: FakeStore) -> None:
+    apply(store, CreateContact(ADA), ORIGIN)
+    assert apply(store, DeleteContact(1, expected_version=1), ORIGIN) is None
+    event, routing_key, _ = store.events[-1]
+    assert routing_key == "contact.deleted"
+    assert (event["contact"], event["version"], event["changed_fields"]) == (None, 2, [])
+
+
+@pytest.mark.parametrize("contact_id", [0, -1, 2**64])
+def test_ids_out_of_range_are_not_found(store: FakeStore, contact_id: int) -> None:
+    with pytest.raises(ContactNotFound):
+        apply(store, DeleteContact(contact_id), ORIGIN)
+
+
+def test_invalid_contact_names_each_field() -> None:
+    with pytest.raises(InvalidContact) as refused:
+        apply(FakeStore(), CreateContact({"first_name": "", "email": "x"}), ORIGIN)
+    problem = refused.value.problem()
+    assert problem["status"] == 422
+    assert {error["field"] for error in problem["errors"]} == {"first_name", "last_name", "email", "phone"}
