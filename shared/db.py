@@ -1,5 +1,7 @@
 """PostgreSQL connections: a pool per process, opened by its composition root after fork."""
 
+from typing import Any
+
 from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
@@ -16,8 +18,10 @@ def session_options(settings: Settings) -> str:
     )
 
 
-def open_pool(settings: Settings, url: str | None = None, name: str = "contacts") -> ConnectionPool[Connection[dict]]:
-    pool: ConnectionPool[Connection[dict]] = ConnectionPool(
+def open_pool(
+    settings: Settings, url: str | None = None, name: str = "contacts"
+) -> ConnectionPool[Connection[dict[str, Any]]]:
+    pool: ConnectionPool[Connection[dict[str, Any]]] = ConnectionPool(
         url or settings.database_url,
         min_size=settings.db_pool_min_size,
         max_size=settings.db_pool_max_size,

@@ -37,7 +37,9 @@ def unpublished(infra: Infra) -> int:
 
 def write_many(command_api: str, count: int) -> list[int]:
     with ThreadPoolExecutor(8) as pool:
-        replies = list(pool.map(lambda _: requests.post(f"{command_api}/api/contacts", json=new_contact()), range(count)))
+        replies = list(
+            pool.map(lambda _: requests.post(f"{command_api}/api/contacts", json=new_contact()), range(count))
+        )
     assert {reply.status_code for reply in replies} == {201}
     return [reply.json()["id"] for reply in replies]
 

@@ -47,7 +47,9 @@ def assert_problem(reply: requests.Response, status: int, field: str | None = No
         ({"nickname": "Ada"}, "nickname"),
     ],
 )
-def test_invalid_fields_are_named_in_a_422(command_api: str, http: requests.Session, fields: dict, bad_field: str) -> None:
+def test_invalid_fields_are_named_in_a_422(
+    command_api: str, http: requests.Session, fields: dict[str, Any], bad_field: str
+) -> None:
     assert_problem(http.post(f"{command_api}/api/contacts", json=new_contact(**fields)), 422, bad_field)
 
 
@@ -81,12 +83,14 @@ def test_values_are_trimmed(command_api: str, http: requests.Session) -> None:
     ],
 )
 def test_malformed_requests_get_their_status(
-    command_api: str, http: requests.Session, data: bytes, headers: dict, status: int
+    command_api: str, http: requests.Session, data: bytes, headers: dict[str, Any], status: int
 ) -> None:
     assert_problem(http.post(f"{command_api}/api/contacts", data=data, headers=headers), status)
 
 
-def test_a_duplicate_email_is_a_409_naming_the_field(command_api: str, http: requests.Session, contact: dict) -> None:
+def test_a_duplicate_email_is_a_409_naming_the_field(
+    command_api: str, http: requests.Session, contact: dict[str, Any]
+) -> None:
     duplicate = new_contact(email=contact["email"].upper())
     assert_problem(http.post(f"{command_api}/api/contacts", json=duplicate), 409, "email")
     other = http.post(f"{command_api}/api/contacts", json=new_contact()).json()
@@ -95,7 +99,7 @@ def test_a_duplicate_email_is_a_409_naming_the_field(command_api: str, http: req
 
 
 def test_an_email_is_free_again_once_its_contact_is_deleted(
-    command_api: str, http: requests.Session, contact: dict
+    command_api: str, http: requests.Session, contact: dict[str, Any]
 ) -> None:
     assert http.delete(f"{command_api}/api/contacts/{contact['id']}").status_code == 204
     again = http.post(f"{command_api}/api/contacts", json=new_contact(email=contact["email"]))
@@ -104,7 +108,7 @@ def test_an_email_is_free_again_once_its_contact_is_deleted(
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
 def test_unknown_or_deleted_contacts_are_404(
-    command_api: str, http: requests.Session, contact: dict, method: str
+    command_api: str, http: requests.Session, contact: dict[str, Any], method: str
 ) -> None:
     for contact_id in (2**62, 2**70):
         assert_problem(http.request(method, f"{command_api}/api/contacts/{contact_id}", json=new_contact()), 404)
@@ -114,7 +118,7 @@ def test_unknown_or_deleted_contacts_are_404(
 
 @pytest.mark.parametrize("if_match", ['"2"', 'W/"2"', "2", '"abc"', "nonsense"])
 def test_a_stale_or_foreign_if_match_is_a_412(
-    command_api: str, http: requests.Session, contact: dict, if_match: str
+    command_api: str, http: requests.Session, contact: dict[str, Any], if_match: str
 ) -> None:
     url = f"{command_api}/api/contacts/{contact['id']}"
     assert_problem(http.patch(url, json={"first_name": "Bea"}, headers={"If-Match": if_match}), 412)
@@ -123,7 +127,7 @@ def test_a_stale_or_foreign_if_match_is_a_412(
 
 
 def test_merge_patch_null_removes_a_mandatory_field_so_it_is_refused(
-    command_api: str, http: requests.Session, contact: dict
+    command_api: str, http: requests.Session, contact: dict[str, Any]
 ) -> None:
     url = f"{command_api}/api/contacts/{contact['id']}"
     headers = {"Content-Type": "application/merge-patch+json"}
@@ -132,7 +136,7 @@ def test_merge_patch_null_removes_a_mandatory_field_so_it_is_refused(
 
 
 def test_concurrent_patches_with_the_same_if_match_let_exactly_one_win(
-    command_api: str, contact: dict
+    command_api: str, contact: dict[str, Any]
 ) -> None:
     url = f"{command_api}/api/contacts/{contact['id']}"
     barrier = threading.Barrier(12)
@@ -154,7 +158,9 @@ def test_an_idempotency_key_replays_the_same_contact_and_refuses_another_body(
     key = {"Idempotency-Key": f"key-{body['email']}"}
     first = http.post(f"{command_api}/api/contacts", json=body, headers=key)
     with ThreadPoolExecutor(4) as pool:
-        replays = list(pool.map(lambda _: requests.post(f"{command_api}/api/contacts", json=body, headers=key), range(4)))
+        replays = list(
+            pool.map(lambda _: requests.post(f"{command_api}/api/contacts", json=body, headers=key), range(4))
+        )
     assert first.status_code == 201
     assert {(reply.status_code, reply.json()["id"]) for reply in replays} == {(201, first.json()["id"])}
     assert_problem(http.post(f"{command_api}/api/contacts", json=new_contact(), headers=key), 422)

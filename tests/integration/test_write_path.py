@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from shared.models import ContactEvent
-from tests.conftest import Launch, start_command_api, start_relay
+from tests.conftest import Launch, start_command_api
 from tests.support.amqp import EventTap
 from tests.support.data import new_contact
 from tests.support.infra import Infra
@@ -67,7 +67,15 @@ def test_every_successful_write_publishes_exactly_one_event_with_the_documented_
     ]
     bodies = [ContactEvent.model_validate(event.body) for event in delivered]
     assert set(delivered[0].body) == {
-        "type", "seq", "event_id", "contact_id", "version", "contact", "changed_fields", "source", "at"
+        "type",
+        "seq",
+        "event_id",
+        "contact_id",
+        "version",
+        "contact",
+        "changed_fields",
+        "source",
+        "at",
     }
     assert bodies[0].contact is not None and bodies[0].contact.model_dump(mode="json") == contact
     assert bodies[0].changed_fields == ["first_name", "last_name", "email", "phone"]

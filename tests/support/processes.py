@@ -13,7 +13,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 PYTHONPATH = os.pathsep.join(
-    str(ROOT / part) for part in ("", "services/command-api", "services/query-api", "services/history-worker", "services/notifier")
+    str(ROOT / part)
+    for part in ("", "services/command-api", "services/query-api", "services/history-worker", "services/notifier")
 )
 TIMEOUT_FACTOR = float(os.environ.get("TEST_TIMEOUT_FACTOR", "1"))
 LOGS = ROOT / "test-artifacts" / "logs"
@@ -43,7 +44,12 @@ class ServiceProcess:
     def __init__(self, name: str, argv: list[str], env: dict[str, str], health_url: str | None) -> None:
         self.name = name
         self.argv = argv
-        self.env = {**os.environ, "PYTHONPATH": PYTHONPATH, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", **env}
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": PYTHONPATH,
+            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+            **env,
+        }
         self.health_url = health_url
         self.process: subprocess.Popen[bytes] | None = None
         LOGS.mkdir(parents=True, exist_ok=True)

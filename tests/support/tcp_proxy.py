@@ -1,5 +1,6 @@
 """A TCP proxy a test can cut and restore, to make a real server unreachable for a while."""
 
+import contextlib
 import socket
 import threading
 
@@ -20,10 +21,8 @@ class TcpProxy:
         self._open.clear()
         with self._lock:
             for sock in self._sockets:
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 sock.close()
             self._sockets.clear()
 
@@ -61,7 +60,5 @@ class TcpProxy:
             pass
         finally:
             for sock in (source, target):
-                try:
+                with contextlib.suppress(OSError):
                     sock.close()
-                except OSError:
-                    pass

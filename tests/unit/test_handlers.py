@@ -4,10 +4,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-
 from command_api.errors import ContactNotFound, InvalidContact, VersionMismatch
 from command_api.handlers import CreateContact, DeleteContact, Origin, PatchContact, ReplaceContact, apply
 from command_api.store import ContactStore
+
 from shared.models import Contact
 
 ORIGIN = Origin("api", "trace-1")

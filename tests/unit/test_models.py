@@ -13,14 +13,14 @@ def test_values_are_trimmed_and_read_only_fields_ignored() -> None:
     assert data.first_name == "Ada"
 
 
-@pytest.mark.parametrize(
-    "phone", ["+44 20 7946 0958", "(555) 010-0100", "555.010.0100", "1234567", "+123456789012345"]
-)
+@pytest.mark.parametrize("phone", ["+44 20 7946 0958", "(555) 010-0100", "555.010.0100", "1234567", "+123456789012345"])
 def test_human_phone_numbers_are_accepted(phone: str) -> None:
     assert ContactData.from_body({**VALID, "phone": phone}).phone == phone
 
 
-@pytest.mark.parametrize("phone", ["123456", "+1234567890123456", "555-CALL-NOW", "++1 555 0100", "٥٥٥٠١٠٠١٠٠", "1\t2345678"])
+@pytest.mark.parametrize(
+    "phone", ["123456", "+1234567890123456", "555-CALL-NOW", "++1 555 0100", "\u0665" * 10, "1\t2345678"]
+)
 def test_other_phone_numbers_are_refused(phone: str) -> None:
     with pytest.raises(ValidationError, match="phone"):
         ContactData.from_body({**VALID, "phone": phone})

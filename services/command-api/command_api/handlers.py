@@ -103,7 +103,9 @@ def apply(store: ContactStore, command: Command, origin: Origin) -> Contact | No
             return _update(store, _locked(store, contact_id, expected_version), data, origin)
         case PatchContact(contact_id, patch, expected_version):
             if not isinstance(patch, dict):
-                raise InvalidContact("a merge patch is a JSON object", [{"field": "body", "message": "expected an object"}])
+                raise InvalidContact(
+                    "a merge patch is a JSON object", [{"field": "body", "message": "expected an object"}]
+                )
             current = _locked(store, contact_id, expected_version)
             merged = {**current.data(), **patch}
             data = _validated({field: value for field, value in merged.items() if value is not None})

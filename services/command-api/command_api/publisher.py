@@ -36,7 +36,9 @@ class ConfirmingPublisher:
         await asyncio.sleep(0)  # let Confirm.SelectOk arrive before the first publish
         return publisher
 
-    def publish(self, exchange: str, routing_key: str, body: bytes, properties: BasicProperties) -> "asyncio.Future[None]":
+    def publish(
+        self, exchange: str, routing_key: str, body: bytes, properties: BasicProperties
+    ) -> "asyncio.Future[None]":
         if self._channel.is_closed:
             raise BrokerConnectionLost("channel closed")
         self._last_tag += 1
@@ -54,7 +56,9 @@ class ConfirmingPublisher:
     def _on_confirm(self, frame: Method) -> None:
         method = frame.method
         acked = isinstance(method, Basic.Ack)
-        tags = [tag for tag in self._in_flight if tag <= method.delivery_tag] if method.multiple else [method.delivery_tag]
+        tags = (
+            [tag for tag in self._in_flight if tag <= method.delivery_tag] if method.multiple else [method.delivery_tag]
+        )
         for tag in tags:
             settled = self._in_flight.pop(tag, None)
             if settled is None or settled.done():

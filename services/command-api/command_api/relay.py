@@ -154,7 +154,9 @@ async def _listen(conn: psycopg.AsyncConnection[Row], wake: asyncio.Event) -> No
 async def lead(settings: Settings) -> None:
     """Wait to become the leader, then relay until something fails."""
     async with await _connect(settings) as conn, await _connect(settings) as listen_conn:
-        while not (await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS led", (LEADER_LOCK,))).fetchone() or {})["led"]:
+        while not (
+            await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS led", (LEADER_LOCK,))).fetchone() or {}
+        )["led"]:
             log.info("another relay leads; waiting for the leader lock")
             await asyncio.sleep(settings.relay_poll_seconds)
         log.info("leading the outbox relay")

@@ -61,14 +61,13 @@ class ContactStore:
         A concurrent request with the same key waits on the unique index until this one ends.
         """
         claimed = self._conn.execute(
-            "INSERT INTO idempotency_keys (key, fingerprint) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING RETURNING key",
+            """INSERT INTO idempotency_keys (key, fingerprint) VALUES (%s, %s)
+               ON CONFLICT (key) DO NOTHING RETURNING key""",
             (key, fingerprint),
         ).fetchone()
         if claimed is not None:
             return None
-        return self._conn.execute(
-            "SELECT fingerprint, result FROM idempotency_keys WHERE key = %s", (key,)
-        ).fetchone()
+        return self._conn.execute("SELECT fingerprint, result FROM idempotency_keys WHERE key = %s", (key,)).fetchone()
 
     def record_idempotent_result(self, key: str, contact: Contact | None) -> None:
         self._conn.execute(
@@ -78,7 +77,7 @@ class ContactStore:
 
     def _unique_email(self, query: str, params: dict[str, Any]) -> dict[str, Any] | None:
         try:
-            return self._conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+            return self._conn.execute(query, params).fetchone()
         except errors.UniqueViolation as error:
             if error.diag.constraint_name == "contacts_email_key":
                 raise DuplicateEmail() from None
