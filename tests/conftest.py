@@ -1,7 +1,6 @@
 """Fixtures that run the system for real: this run's own database and vhost, and our processes on free ports."""
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -10,9 +9,10 @@ from shared.broker import ensure_topology
 from shared.migrate import upgrade
 from tests.support.amqp import EventTap
 from tests.support.infra import Infra, provision
-from tests.support.processes import ServiceProcess, free_port
+from tests.support.processes import ServiceProcess
+from tests.support.stack import Launch, Stack, start_command_api, start_relay
 
-Launch = Callable[..., ServiceProcess]
+__all__ = ["Launch", "start_command_api", "start_relay"]
 
 
 @pytest.fixture(scope="session")
@@ -24,20 +24,9 @@ def infra() -> Iterator[Infra]:
 
 
 def _launcher(infra: Infra) -> Iterator[Launch]:
-    started: list[ServiceProcess] = []
-
-    def launch(name: str, argv: list[str], health_path: str | None = "/healthz", **env: Any) -> ServiceProcess:
-        port = env.pop("port")
-        settings = {"DATABASE_URL": infra.database_url, "AMQP_URL": infra.amqp_url, "LOG_LEVEL": "INFO"}
-        settings.update({key.upper(): str(value) for key, value in env.items()})
-        health = f"http://127.0.0.1:{port}{health_path}" if health_path else None
-        process = ServiceProcess(name, argv, settings, health).start()
-        started.append(process)
-        return process
-
-    yield launch
-    for process in reversed(started):
-        process.stop()
+    stack = Stack(infra)
+    yield stack.launch
+    stack.stop()
 
 
 @pytest.fixture(scope="session")
@@ -49,24 +38,6 @@ def launch_for_session(infra: Infra) -> Iterator[Launch]:
 def launch(infra: Infra) -> Iterator[Launch]:
     """Start processes that live for one test only."""
     yield from _launcher(infra)
-
-
-def start_command_api(launch: Launch, name: str = "command-api", **env: Any) -> str:
-    port = free_port()
-    launch(
-        name,
-        ["gunicorn", "-c", "services/command-api/gunicorn.conf.py"],
-        port=port,
-        command_api_port=port,
-        command_api_workers=env.pop("workers", 2),
-        **env,
-    )
-    return f"http://127.0.0.1:{port}"
-
-
-def start_relay(launch: Launch, name: str = "relay", **env: Any) -> ServiceProcess:
-    port = free_port()
-    return launch(name, ["python", "-m", "command_api.relay"], "/metrics", port=port, relay_metrics_port=port, **env)
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,18 @@ from tests.conftest import Launch, start_relay
 from tests.support.amqp import EventTap
 from tests.support.data import new_contact
 from tests.support.infra import Infra
-from tests.support.processes import wait_until
+from tests.support.processes import ServiceProcess, wait_until
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def no_other_relay(relay: ServiceProcess) -> Iterator[None]:
+    """Stop the session's relay so the relays of the test lead; start it again after."""
+    relay.stop()
+    yield
+    relay.start()
 
 
 @pytest.fixture
@@ -45,7 +53,12 @@ def write_many(command_api: str, count: int) -> list[int]:
 
 
 def test_writes_made_while_the_broker_is_unreachable_are_all_delivered_once_in_seq_order(
-    command_api: str, launch: Launch, events: EventTap, broker_link: tuple[TcpProxy, str], infra: Infra
+    command_api: str,
+    launch: Launch,
+    events: EventTap,
+    broker_link: tuple[TcpProxy, str],
+    infra: Infra,
+    no_other_relay: None,
 ) -> None:
     proxy, amqp_url = broker_link
     start_relay(launch, "relay-behind-proxy", amqp_url=amqp_url, relay_poll_seconds=0.2, relay_max_backoff_seconds=1)
@@ -70,7 +83,7 @@ def test_writes_made_while_the_broker_is_unreachable_are_all_delivered_once_in_s
 
 
 def test_a_second_relay_waits_for_the_leader_and_no_event_is_published_twice(
-    command_api: str, launch: Launch, events: EventTap
+    command_api: str, launch: Launch, events: EventTap, no_other_relay: None
 ) -> None:
     first = start_relay(launch, "relay-a", relay_poll_seconds=0.2)
     start_relay(launch, "relay-b", relay_poll_seconds=0.2)

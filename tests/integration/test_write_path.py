@@ -96,7 +96,7 @@ def test_create_reply_is_deferred_while_the_contact_is_committed_and_published_a
     launch: Launch, relay: ServiceProcess, events: EventTap, infra: Infra
 ) -> None:
     delay = 3.0
-    base = start_command_api(launch, "command-api-deferred", create_reply_delay_seconds=delay, workers=1)
+    base = start_command_api(launch, "command-api-deferred", create_reply_delay_seconds=delay, command_api_workers=1)
     body = new_contact()
     reply: dict[str, Any] = {}
 

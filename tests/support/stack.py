@@ -1,0 +1,45 @@
+"""Start our processes against a provisioned database and vhost, as `make run` does, on free ports."""
+
+from typing import Any, Protocol
+
+from tests.support.infra import Infra
+from tests.support.processes import ServiceProcess, free_port
+
+
+class Launch(Protocol):
+    def __call__(self, name: str, argv: list[str], health_path: str | None = ..., **env: Any) -> ServiceProcess: ...
+
+
+class Stack:
+    """Processes started for one scope; `stop` ends them in reverse order."""
+
+    def __init__(self, infra: Infra) -> None:
+        self._infra = infra
+        self._started: list[ServiceProcess] = []
+
+    def launch(self, name: str, argv: list[str], health_path: str | None = "/healthz", **env: Any) -> ServiceProcess:
+        port = env.pop("port")
+        settings = {"DATABASE_URL": self._infra.database_url, "AMQP_URL": self._infra.amqp_url, "LOG_LEVEL": "INFO"}
+        settings.update({key.upper(): str(value) for key, value in env.items()})
+        health = f"http://127.0.0.1:{port}{health_path}" if health_path else None
+        process = ServiceProcess(name, argv, settings, health).start()
+        self._started.append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in reversed(self._started):
+            process.stop()
+        self._started.clear()
+
+
+def start_command_api(launch: Launch, name: str = "command-api", **env: Any) -> str:
+    """Start command-api under gunicorn; returns its base URL."""
+    port = free_port()
+    env.setdefault("command_api_workers", 2)
+    launch(name, ["gunicorn", "-c", "services/command-api/gunicorn.conf.py"], port=port, command_api_port=port, **env)
+    return f"http://127.0.0.1:{port}"
+
+
+def start_relay(launch: Launch, name: str = "relay", **env: Any) -> ServiceProcess:
+    port = free_port()
+    return launch(name, ["python", "-m", "command_api.relay"], "/metrics", port=port, relay_metrics_port=port, **env)
