@@ -1,6 +1,6 @@
 """Why a command was refused, as RFC 9457 problems that HTTP replies and AMQP replies share."""
 
-from typing import Any
+from typing import Any, Self
 
 from pydantic import ValidationError
 
@@ -26,19 +26,19 @@ class CommandRefused(Exception):
             problem["errors"] = self.errors
         return problem
 
-
-class InvalidContact(CommandRefused):
-    status = 422
-    title = "Validation failed"
-    slug = "validation"
-
     @classmethod
-    def from_validation_error(cls, error: ValidationError) -> "InvalidContact":
+    def from_validation_error(cls, error: ValidationError) -> Self:
         errors = [
             {"field": ".".join(str(part) for part in item["loc"]) or "body", "message": _message(item)}
             for item in error.errors(include_url=False)
         ]
         return cls(f"{len(errors)} field(s) are invalid", errors)
+
+
+class InvalidContact(CommandRefused):
+    status = 422
+    title = "Validation failed"
+    slug = "validation"
 
 
 def _message(item: Any) -> str:
@@ -86,3 +86,32 @@ class IdempotencyKeyReused(CommandRefused):
 
     def __init__(self) -> None:
         super().__init__("this idempotency key was already used with a different request")
+
+
+# Refusals of a command message from RabbitMQ; each slug is also the reason its dead letter names.
+
+
+class NotJson(CommandRefused):
+    status = 400
+    title = "Not JSON"
+    slug = "not-json"
+
+
+class UnknownCommand(CommandRefused):
+    status = 400
+    title = "Unknown command"
+    slug = "unknown-command"
+
+
+class InvalidCommand(CommandRefused):
+    status = 422
+    title = "Invalid command"
+    slug = "invalid-command"
+
+
+class CommandFailed(CommandRefused):
+    """A fault of ours, not of the message: logged, and dead-lettered so the queue moves on."""
+
+    status = 500
+    title = "Internal error"
+    slug = "internal-error"

@@ -1,0 +1,79 @@
+"""Small measuring tools the scenarios share: percentiles, wrk runs, process memory, the Markdown table."""
+
+import os
+import re
+import statistics
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def median(samples: Sequence[float]) -> float:
+    return statistics.median(samples)
+
+
+@dataclass(frozen=True)
+class Load:
+    """Throughput and latency of one load run, latencies in milliseconds."""
+
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    errors: int = 0
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, lua: str, connections: int, seconds: float, threads: int = 2) -> Load:
+    """Run wrk with a Lua request script; returns its rate and latency percentiles."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(lua)
+    try:
+        output = subprocess.run(
+            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", script.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    latency = {
+        match[0]: float(match[1]) * _UNITS[match[2]]
+        for match in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", output, re.MULTILINE)
+    }
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return Load(rate, latency["50"], latency["99"], int(errors.group(1)) if errors else 0)
+
+
+def rss_bytes(pids: Sequence[int]) -> int:
+    """Resident memory of these processes, summed."""
+    total = 0
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status").read_text()
+        total += int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) * 1024  # type: ignore[union-attr]
+    return total
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and its children (a gunicorn master and its workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(int(child) for child in children)]
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "NOT met"

@@ -1,0 +1,142 @@
+"""S2: PATCH throughput and latency through command-api (events relayed) next to the same SQL done directly.
+
+Baselines in the same run: the transaction command-api runs for a PATCH (lock the row, update it,
+append the outbox row whose trigger notifies the relay), issued with psycopg from 16 threads; and
+pgbench's simple-update script at 16 clients, for reference.
+"""
+
+import os
+import random
+import re
+import subprocess
+import threading
+import time
+import uuid
+
+import psycopg
+from psycopg.types.json import Json
+
+from bench.measure import Load, median, percentile, table, verdict, wrk
+from tests.support.infra import Infra
+from tests.support.processes import wait_until
+from tests.support.stack import Stack, start_command_api, start_relay
+
+CLIENTS = 16
+SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
+CONTACTS = 2_000
+
+PATCH_LUA = """
+local ids = {%(ids)s}
+math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+request = function()
+  local id = ids[math.random(#ids)]
+  local body = string.format('{"phone": "+1 555 %%07d"}', math.random(0, 9999999))
+  return wrk.format("PATCH", "/api/contacts/" .. id, {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def seed(database_url: str, count: int) -> list[int]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            """INSERT INTO contacts (first_name, last_name, email, phone, version, created_at, updated_at)
+               SELECT 'Bench', 'Patch ' || n, 'patch.' || n || '.' || %s || '@example.com', '+1 555 0100 00', 1,
+                      now(), now()
+               FROM generate_series(1, %s) AS n RETURNING id""",
+            (uuid.uuid4().hex[:8], count),
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def direct_sql(database_url: str, ids: list[int], clients: int, seconds: float) -> Load:
+    """The PATCH transaction without HTTP, Flask or pydantic, from `clients` threads."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    deadline = time.monotonic() + seconds
+
+    def client(samples: list[float]) -> None:
+        with psycopg.connect(database_url, autocommit=False) as conn:
+            while time.monotonic() < deadline:
+                contact_id = random.choice(ids)
+                started = time.perf_counter()
+                with conn.transaction():
+                    conn.execute(
+                        "SELECT id, first_name, last_name, email, phone, version, created_at, updated_at"
+                        " FROM contacts WHERE id = %s AND deleted_at IS NULL FOR UPDATE",
+                        (contact_id,),
+                    ).fetchone()
+                    conn.execute(
+                        "UPDATE contacts SET first_name = %s, last_name = %s, email = %s, phone = %s,"
+                        " version = version + 1, updated_at = now() WHERE id = %s RETURNING version, updated_at",
+                        ("Bench", "Direct", f"direct.{contact_id}@example.com", "+1 555 0100 01", contact_id),
+                    ).fetchone()
+                    event_id = str(uuid.uuid4())
+                    conn.execute(
+                        "INSERT INTO outbox (event_id, routing_key, payload, correlation_id) VALUES (%s, %s, %s, %s)",
+                        (event_id, "contact.updated", Json({"event_id": event_id, "type": "contact.updated"}), None),
+                    )
+                samples.append((time.perf_counter() - started) * 1000)
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(samples,)) for samples in latencies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    merged = [sample for samples in latencies for sample in samples]
+    return Load(len(merged) / seconds, median(merged), percentile(merged, 0.99))
+
+
+def pgbench_simple_update(database_url: str, clients: int, seconds: float) -> float:
+    subprocess.run(["pgbench", "-i", "-q", "-s", "4", database_url], check=True, capture_output=True)
+    output = subprocess.run(
+        ["pgbench", "-N", "-c", str(clients), "-j", "2", "-T", str(int(seconds)), database_url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return float(re.search(r"tps = ([\d.]+)", output).group(1))  # type: ignore[union-attr]
+
+
+def unpublished(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        return int(conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()[0])  # type: ignore[index]
+
+
+def patch_load(base: str, ids: list[int], connections: int, seconds: float) -> Load:
+    return wrk(f"{base}/", PATCH_LUA % {"ids": ",".join(map(str, ids))}, connections, seconds)
+
+
+def run(infra: Infra) -> str:
+    stack = Stack(infra)
+    try:
+        base = start_command_api(stack.launch, "bench-command-api", create_reply_delay_seconds=0, log_level="WARNING")
+        start_relay(stack.launch, "bench-relay", log_level="WARNING")
+        ids = seed(infra.database_url, CONTACTS)
+        http_ids, sql_ids = ids[: CONTACTS // 2], ids[CONTACTS // 2 :]
+        patch_load(base, http_ids, CLIENTS, 3)  # warm-up
+        api = patch_load(base, http_ids, CLIENTS, SECONDS)
+        started = time.monotonic()
+        wait_until(lambda: unpublished(infra.database_url) == 0, timeout=120, message="the relay to drain")
+        drain = time.monotonic() - started
+        direct = direct_sql(infra.database_url, sql_ids, CLIENTS, SECONDS)
+        wait_until(lambda: unpublished(infra.database_url) == 0, timeout=120, message="the relay to drain")
+        pgbench_tps = pgbench_simple_update(infra.database_url, CLIENTS, SECONDS)
+    finally:
+        stack.stop()
+    ratio = api.rate / direct.rate
+    rows = [
+        ("command-api PATCH (HTTP, events relayed)", f"{api.rate:.0f}", f"{api.p50_ms:.1f}", f"{api.p99_ms:.1f}"),
+        ("same transaction, psycopg direct", f"{direct.rate:.0f}", f"{direct.p50_ms:.1f}", f"{direct.p99_ms:.1f}"),
+        ("pgbench simple-update (reference)", f"{pgbench_tps:.0f}", "", ""),
+    ]
+    return "\n".join(
+        [
+            f"### S2: PATCH at {CLIENTS} concurrent clients, {SECONDS:.0f} s each",
+            "",
+            table(["what", "per second", "p50 ms", "p99 ms"], rows),
+            "",
+            f"- command-api / direct SQL: **{ratio:.2f}×** (target ≥ 0.5×: {verdict(ratio >= 0.5)});"
+            f" non-2xx replies: {api.errors}",
+            f"- outbox drained {drain:.1f} s after the HTTP load stopped (events relayed with confirms)",
+        ]
+    )
