@@ -9,7 +9,7 @@ export AMQP_URL ?= amqp://localhost:5672/%2F
 
 REQUIREMENTS := requirements-dev.txt shared/requirements.txt $(wildcard services/*/requirements.txt)
 
-.PHONY: install migrate console run test unit integration lint bench
+.PHONY: install migrate console web gateway-tools run test web-test unit integration lint bench
 
 ## install: the virtualenv with every service's dependencies (only when a requirements file changed)
 install: $(VENV)/.installed
@@ -23,6 +23,17 @@ $(VENV)/.installed: $(REQUIREMENTS)
 migrate: install
 	python -m shared.migrate
 
+## web: the browser app, built into services/web/dist when its sources change
+WEB_SOURCES := $(shell find services/web/src services/web/index.html services/web/package-lock.json services/web/vite.config.ts -type f 2>/dev/null)
+web: services/web/dist/index.html
+services/web/dist/index.html: $(WEB_SOURCES)
+	cd services/web && npm ci --no-audit --no-fund && npm run build
+
+## gateway-tools: nginx for the gateway, from the system's packages when it is missing
+gateway-tools:
+	@command -v nginx >/dev/null || { command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq nginx-light); } \
+	  || { echo "install nginx to run the gateway"; exit 1; }
+
 ## console: turn on RabbitMQ's management console when this machine runs the broker
 console:
 	@if command -v rabbitmq-plugins >/dev/null 2>&1; then \
@@ -32,12 +43,16 @@ console:
 	fi
 
 ## run: the whole stack against DATABASE_URL / AMQP_URL, logs in one terminal, Ctrl-C stops all
-run: migrate console
+run: migrate console web gateway-tools
 	honcho start -f Procfile
 
 ## test: every test, on the PostgreSQL and RabbitMQ named by TEST_DATABASE_URL / TEST_AMQP_URL (else testcontainers)
-test: install console
+test: install console web-test
 	pytest
+
+## web-test: the browser app's component tests (Vitest)
+web-test:
+	cd services/web && npm ci --no-audit --no-fund && npm test
 
 unit: install
 	pytest tests/unit

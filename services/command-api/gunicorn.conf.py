@@ -13,7 +13,8 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="comma
 
 bind = f"0.0.0.0:{_settings.command_api_port}"
 workers = _settings.command_api_workers
-worker_class = "gevent"
+# gevent's own WSGI server: the same green model, measurably less CPU per request than gunicorn's parser.
+worker_class = "gunicorn.workers.ggevent.GeventPyWSGIWorker"
 worker_connections = _settings.command_api_worker_connections
 # Every timeout stays above the deferral of create replies.
 timeout = int(_settings.create_reply_delay_seconds) + 30

@@ -15,7 +15,7 @@ class Stack:
 
     def __init__(self, infra: Infra) -> None:
         self._infra = infra
-        self._started: list[ServiceProcess] = []
+        self.processes: list[ServiceProcess] = []
 
     def launch(self, name: str, argv: list[str], health_path: str | None = "/healthz", **env: Any) -> ServiceProcess:
         port = env.pop("port")
@@ -23,13 +23,13 @@ class Stack:
         settings.update({key.upper(): str(value) for key, value in env.items()})
         health = f"http://127.0.0.1:{port}{health_path}" if health_path else None
         process = ServiceProcess(name, argv, settings, health).start()
-        self._started.append(process)
+        self.processes.append(process)
         return process
 
     def stop(self) -> None:
-        for process in reversed(self._started):
+        for process in reversed(self.processes):
             process.stop()
-        self._started.clear()
+        self.processes.clear()
 
 
 def start_command_api(launch: Launch, name: str = "command-api", **env: Any) -> str:

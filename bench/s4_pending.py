@@ -1,0 +1,163 @@
+"""S4: 10,000 creates pending at once with the real 20 s deferral.
+
+Clients in several processes send the creates over a ramp; while every reply is held, the bench
+samples command-api's memory and measures PATCH latency, next to the same PATCH probe run while idle.
+"""
+
+import asyncio
+import json
+import os
+import re
+import resource
+import threading
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import psycopg
+import requests
+
+from bench.measure import median, percentile, process_tree, rss_bytes, table, verdict
+from bench.s2_patch import patch_load, seed, unpublished
+from shared.settings import Settings
+from tests.support.infra import Infra
+from tests.support.processes import wait_until
+from tests.support.stack import Stack, start_command_api, start_relay
+
+CREATES = int(os.environ.get("BENCH_PENDING", "10000"))
+RAMP_SECONDS = float(os.environ.get("BENCH_PENDING_RAMP_SECONDS", "12"))
+CLIENT_PROCESSES = 4
+PROBE_CONNECTIONS = 4
+DELAY = Settings().create_reply_delay_seconds
+
+
+async def _create(port: int, body: bytes, start_at: float) -> tuple[int, float, int | None]:
+    await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+    started = time.monotonic()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"POST /api/contacts HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    await writer.drain()
+    reply = await reader.read()
+    elapsed = time.monotonic() - started
+    writer.close()
+    status = int(reply.split(b" ", 2)[1])
+    contact_id = json.loads(reply.split(b"\r\n\r\n", 1)[1])["id"] if status == 201 else None
+    return status, elapsed, contact_id
+
+
+def _client_process(port: int, tag: str, first: int, count: int, rate: float, start_at: float) -> list[Any]:
+    """One client process: `count` creates at `rate` per second from `start_at` (a monotonic time)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    async def all_creates() -> list[Any]:
+        bodies = [
+            json.dumps(
+                {"first_name": "Pending", "last_name": f"No {n}", "email": f"pending.{n}.{tag}@example.com",
+                 "phone": "+1 555 0100 00"}
+            ).encode()
+            for n in range(first, first + count)
+        ]
+        return await asyncio.gather(*(_create(port, body, start_at + i / rate) for i, body in enumerate(bodies)))
+
+    return asyncio.run(all_creates())
+
+
+def _pending(base: str) -> float | None:
+    """Replies held right now, from command-api's own gauge (None when it is too busy to say in time)."""
+    try:
+        metrics = requests.get(f"{base}/metrics", timeout=2).text
+    except requests.RequestException:
+        return None
+    found = re.search(r"^command_api_pending_creates (\S+)$", metrics, re.MULTILINE)
+    return float(found.group(1)) if found else None
+
+
+def run(infra: Infra) -> str:
+    stack = Stack(infra)
+    tag = uuid.uuid4().hex[:8]
+    try:
+        base = start_command_api(stack.launch, "bench-command-api-s4", log_level="WARNING")
+        start_relay(stack.launch, "bench-relay-s4", log_level="WARNING")
+        gunicorn = stack.processes[0].process
+        assert gunicorn is not None
+        port = int(base.rsplit(":", 1)[1])
+        ids = seed(infra.database_url, 1_000)
+        patch_load(base, ids, PROBE_CONNECTIONS, 3)  # warm-up: pools open, code paths hot
+        idle_probe = patch_load(base, ids, PROBE_CONNECTIONS, 6)
+        idle_rss = rss_bytes(process_tree(gunicorn.pid))
+
+        per_process = CREATES // CLIENT_PROCESSES
+        start_at = time.monotonic() + 2
+        samples: list[tuple[float, int]] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.5):
+                rss = rss_bytes(process_tree(gunicorn.pid))
+                pending = _pending(base)
+                if pending is not None:
+                    samples.append((pending, rss))
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        with ProcessPoolExecutor(CLIENT_PROCESSES) as pool:
+            futures = [
+                pool.submit(
+                    _client_process, port, tag, n * per_process, per_process,
+                    CREATES / RAMP_SECONDS / CLIENT_PROCESSES, start_at,
+                )
+                for n in range(CLIENT_PROCESSES)
+            ]
+            time.sleep(max(0.0, start_at + RAMP_SECONDS - time.monotonic()))
+            window = max(1, int(DELAY - RAMP_SECONDS - 1))
+            busy_probe = patch_load(base, ids, PROBE_CONNECTIONS, window)
+            results = [result for future in futures for result in future.result()]
+        done.set()
+        sampler.join()
+        wait_until(lambda: unpublished(infra.database_url) == 0, timeout=120, message="the relay to drain")
+        with psycopg.connect(infra.database_url) as conn:
+            stored = conn.execute(
+                "SELECT count(*), count(DISTINCT lower(email)) FROM contacts WHERE email LIKE %s", (f"%.{tag}@%",)
+            ).fetchone()
+            events = conn.execute(
+                "SELECT count(*) FROM outbox WHERE routing_key = 'contact.created' AND payload->'contact'->>'email' LIKE %s",
+                (f"%.{tag}@%",),
+            ).fetchone()
+    finally:
+        stack.stop()
+
+    latencies = [elapsed for _, elapsed, _ in results]
+    created = [contact_id for status, _, contact_id in results if status == 201]
+    peak_pending, peak_rss = max(samples, key=lambda s: s[0])
+    per_pending = (max(rss for _, rss in samples) - idle_rss) / max(peak_pending, 1)
+    within = sum(1 for latency in latencies if DELAY <= latency <= DELAY + 1)
+    p99_ratio = busy_probe.p99_ms / idle_probe.p99_ms
+    rows = [
+        ("creates sent / answered 201 / distinct ids", f"{len(results)} / {len(created)} / {len(set(created))}"),
+        ("contacts stored / created events published", f"{stored[0] if stored else 0} / {events[0] if events else 0}"),
+        ("most replies held at once (command_api_pending_creates)", f"{peak_pending:.0f}"),
+        ("reply time min / median / p99 / max (s)",
+         f"{min(latencies):.2f} / {median(latencies):.2f} / {percentile(latencies, 0.99):.2f} / {max(latencies):.2f}"),
+        (f"answered between {DELAY:.0f} s and {DELAY + 1:.0f} s", f"{within} of {len(results)}"),
+        ("command-api memory idle → peak", f"{idle_rss / 2**20:.0f} MiB → {max(r for _, r in samples) / 2**20:.0f} MiB"),
+        ("extra memory per pending create", f"{per_pending / 1024:.1f} KiB"),
+        ("PATCH p50 / p99 idle (ms)", f"{idle_probe.p50_ms:.1f} / {idle_probe.p99_ms:.1f}"),
+        ("PATCH p50 / p99 with the creates pending (ms)", f"{busy_probe.p50_ms:.1f} / {busy_probe.p99_ms:.1f}"),
+    ]
+    return "\n".join(
+        [
+            f"### S4: {CREATES} pending creates, {DELAY:.0f} s deferral, sent over {RAMP_SECONDS:.0f} s",
+            "",
+            table(["what", "measured"], rows),
+            "",
+            f"- all answered within {DELAY + 1:.0f} s: {verdict(within == len(results) == CREATES)}; none lost or"
+            f" duplicated: {verdict(len(set(created)) == CREATES == (stored[0] if stored else 0))}",
+            f"- extra memory ≤ 25 KiB per pending create: {verdict(per_pending <= 25 * 1024)}",
+            f"- PATCH p99 with creates pending / idle: **{p99_ratio:.2f}×** (target ≤ 1.2×: {verdict(p99_ratio <= 1.2)})",
+        ]
+    )
