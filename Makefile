@@ -9,7 +9,7 @@ export AMQP_URL ?= amqp://localhost:5672/%2F
 
 REQUIREMENTS := requirements-dev.txt shared/requirements.txt $(wildcard services/*/requirements.txt)
 
-.PHONY: install migrate console web gateway-tools run test web-test unit integration lint bench
+.PHONY: install migrate console web gateway-tools browser-tools bench-tools run test web-test unit integration lint bench
 
 ## install: the virtualenv with every service's dependencies (only when a requirements file changed)
 install: $(VENV)/.installed
@@ -29,10 +29,16 @@ web: services/web/dist/index.html
 services/web/dist/index.html: $(WEB_SOURCES)
 	cd services/web && npm ci --no-audit --no-fund && npm run build
 
-## gateway-tools: nginx for the gateway, from the system's packages when it is missing
+## gateway-tools, browser-tools, bench-tools: system packages, installed when missing (needs apt-get and root)
 gateway-tools:
-	@command -v nginx >/dev/null || { command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq nginx-light); } \
-	  || { echo "install nginx to run the gateway"; exit 1; }
+	@$(call system-package,nginx,nginx-light)
+browser-tools:
+	@$(call system-package,chromium,chromium)
+bench-tools:
+	@$(call system-package,wrk,wrk)
+	@$(call system-package,pgbench,postgresql-contrib)
+system-package = command -v $(1) >/dev/null || { command -v apt-get >/dev/null \
+	&& { apt-get update -qq && apt-get install -y -qq $(2) >/dev/null; }; } || { echo "please install $(2)"; exit 1; }
 
 ## console: turn on RabbitMQ's management console when this machine runs the broker
 console:
@@ -47,7 +53,7 @@ run: migrate console web gateway-tools
 	honcho start -f Procfile
 
 ## test: every test, on the PostgreSQL and RabbitMQ named by TEST_DATABASE_URL / TEST_AMQP_URL (else testcontainers)
-test: install console web-test
+test: install console web-test web gateway-tools browser-tools
 	pytest
 
 ## web-test: the browser app's component tests (Vitest)
@@ -66,5 +72,5 @@ lint: install
 	mypy shared services tests bench
 
 ## bench: the benchmarks, each next to a baseline measured in the same run
-bench: migrate console
+bench: migrate console bench-tools
 	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$DATABASE_URL}" TEST_AMQP_URL="$${TEST_AMQP_URL:-$$AMQP_URL}" python -m bench $(SCENARIOS)

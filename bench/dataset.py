@@ -11,7 +11,7 @@ import time
 
 import psycopg
 
-FIRST_NAMES = (
+FIRST_NAMES = (  # noqa: SIM905  (a paragraph of names reads better than a list)
     "Ada Alan Grace Edsger Barbara Donald Ken Dennis Margaret Linus Guido Bjarne Frances John Mary Katherine "
     "Annie Hedy Radia Shafi Tim Vint Leslie Niklaus Tony Robin Judea Yoshua Geoffrey Yann Fei-Fei Andrew Sophie "
     "Karen Jean Adele Carol Lynn Hal Butler Whitfield Martin Ivan Sally Kristen Ole-Johan Peter Ward Brian "
@@ -20,7 +20,7 @@ FIRST_NAMES = (
     "Māui Kiri Hiroshi Yukihiro Satoshi Mei Wei Jian Ananya Priya Rahul Vikram Olga Dmitri Anastasia Katarzyna"
 ).split()
 
-LAST_NAMES = (
+LAST_NAMES = (  # noqa: SIM905
     "Lovelace Turing Hopper Dijkstra Liskov Knuth Thompson Ritchie Hamilton Torvalds Rossum Stroustrup Allen "
     "Backus Johnson Easley Jennings Lamarr Perlman Goldwasser Berners-Lee Cerf Lamport Wirth Hoare Milner Pearl "
     "Bengio Hinton LeCun Li Ng Wilson Spärck-Jones Sammet Goldberg Kleinrock Conway Abelson Diffie Hellman "
@@ -29,7 +29,7 @@ LAST_NAMES = (
     "Müller Schmidt Schneider Fischer Weber Meyer Wagner Becker Schulz Hoffmann Ångström Øster Nguyễn Trần "
     "Lê Phạm García Fernández González Rodríguez López Martínez Sánchez Pérez Gómez Martin Bernard Dubois "
     "Durand Lefèvre Moreau Laurent O'Brien O'Connor D'Angelo McAllister MacDonald Kowalski Nowak Wiśniewski "
-    "Wójcik Kovačević Horváth Nagy Novák Svoboda Dvořák Yılmaz Kaya Demir Şahin Çelik Popescu Ionescu Ivanov "
+    "Wójcik Kovačević Horváth Nagy Novák Svoboda Dvořák Yılmaz Kaya Demir Şahin Çelik Popescu Ionescu Ivanov "  # noqa: RUF001  (Turkish dotless i)
     "Smirnov Kuznetsov Petrov Иванов Смирнов Παπαδόπουλος 王 李 张 刘 陈 佐藤 鈴木 高橋 田中 김 이 박 Okafor "
     "Adeyemi Mensah Nkosi Otieno Haile Tesfaye Abebe Ngata Parata Tawhiri Singh Kumar Sharma Patel Gupta Rao"
 ).split()
@@ -61,10 +61,12 @@ def generate_contacts(database_url: str, count: int, seed: float = 0.42) -> None
         ).fetchall()
         for name, _ in indexes:
             conn.execute(f'DROP INDEX "{name}"')
-        conn.execute("SELECT setseed(%s)", (seed,))
-        conn.execute(_GENERATE, {"first": list(FIRST_NAMES), "last": list(LAST_NAMES), "count": count})  # type: ignore[arg-type]
-        for _, definition in indexes:
-            conn.execute(definition)
+        try:
+            conn.execute("SELECT setseed(%s)", (seed,))
+            conn.execute(_GENERATE, {"first": list(FIRST_NAMES), "last": list(LAST_NAMES), "count": count})
+        finally:
+            for _, definition in indexes:
+                conn.execute(definition)
         conn.execute("VACUUM ANALYZE contacts")
 
 

@@ -36,6 +36,32 @@ class Settings(BaseSettings):
     command_consumer_prefetch: int = Field(50, ge=1)
     command_consumer_max_backoff_seconds: float = 10.0
 
+    # query-api (issue 3): its own URL so it can read from a replica, as a read-only role (README, "Roles")
+    query_api_port: int = 8002
+    query_api_workers: int = 2
+    query_api_threads: int = 8
+    query_database_url: str | None = None  # None: the same database as DATABASE_URL
+    query_database_role: str | None = "contacts_reader"
+
+    # history-worker (issue 3): records every event of `history-worker.events` as a version row
+    history_worker_port: int = 8004
+    history_batch_size: int = Field(500, ge=1)
+    history_batch_wait_ms: float = Field(20.0, ge=0)
+    history_max_backoff_seconds: float = 10.0
+
+    # notifier (issue 4): WebSocket `/ws` and its HTTP probes on one port
+    notifier_port: int = 8003
+    # Browser origins allowed to open `/ws` (JSON list); a page served from the notifier's own host
+    # and clients that send no Origin (not browsers) are always allowed.
+    notifier_allowed_origins: list[str] = ["http://localhost:8080", "http://127.0.0.1:8080"]
+    notifier_max_message_bytes: int = Field(4096, ge=256)
+    notifier_ping_interval_seconds: float = Field(20.0, gt=0)
+    notifier_ping_timeout_seconds: float = Field(20.0, gt=0)
+    notifier_close_timeout_seconds: float = Field(5.0, gt=0)
+    notifier_client_buffer_bytes: int = Field(256 * 1024, ge=1024)  # unsent bytes that make a client too slow
+    notifier_resume_events: int = Field(100_000, ge=1)  # recent events held for resuming clients
+    notifier_max_backoff_seconds: float = 10.0
+
     log_level: str = "INFO"
 
 

@@ -1,16 +1,14 @@
 """HTTP entry of the write side: parse the request, hand a command to the handlers, shape the reply."""
 
 import json
-import logging
 import re
 import time
 from typing import Any
 
 from flask import Flask, Response, g, request
-from prometheus_client import Gauge, Histogram
-from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
+from prometheus_client import Gauge
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
-from command_api.errors import CommandRefused
 from command_api.handlers import (
     Command,
     ContactHandlers,
@@ -23,21 +21,15 @@ from command_api.handlers import (
 from command_api.openapi import openapi_document
 from shared.db import open_pool
 from shared.health import broker_reachable, database_ready
-from shared.logs import configure_logging, correlation_id, new_correlation_id
-from shared.metrics import render_metrics
+from shared.http import TOKEN, serve_common
+from shared.logs import configure_logging, correlation_id
 from shared.models import Contact
 from shared.settings import Settings, get_settings
 
-log = logging.getLogger(__name__)
-
-REQUEST_SECONDS = Histogram(
-    "http_request_duration_seconds", "Time to answer an HTTP request", ["method", "route", "status"]
-)
 PENDING_CREATES = Gauge(
     "command_api_pending_creates", "Creates committed whose deferred reply is not sent yet", multiprocess_mode="livesum"
 )
 
-_TOKEN = re.compile(r"[\x21-\x7e]{1,200}")
 _ETAG = re.compile(r'\s*(?:W/)?"?(\d{1,18})"?\s*')
 
 
@@ -51,18 +43,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
 
-    @app.before_request
-    def start() -> None:
-        g.arrived = time.monotonic()
-        given = request.headers.get("X-Request-ID", "")
-        correlation_id.set(given if _TOKEN.fullmatch(given) else new_correlation_id())
+    def readiness() -> tuple[dict[str, str], bool]:
+        # Writes need only PostgreSQL: the outbox holds events while RabbitMQ is away.
+        database = database_ready(pool)
+        broker = broker_reachable(settings.amqp_url)
+        return {"database": "ok" if database else "unavailable", "broker": "ok" if broker else "unreachable"}, database
 
-    @app.after_request
-    def finish(response: Response) -> Response:
-        response.headers["X-Request-ID"] = correlation_id.get() or ""
-        route = request.url_rule.rule if request.url_rule else "unmatched"
-        REQUEST_SECONDS.labels(request.method, route, response.status_code).observe(time.monotonic() - g.arrived)
-        return response
+    serve_common(app, openapi_document, readiness)
 
     def handle(command: Command, idempotency_key: str | None = None) -> Contact | None:
         return handlers.handle(command, Origin("api", correlation_id.get(), idempotency_key))
@@ -90,41 +77,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         handle(DeleteContact(contact_id, _expected_version()))
         return Response(status=204)
 
-    @app.get("/healthz")
-    def healthz() -> Response:
-        return _json({"status": "ok"})
-
-    @app.get("/readyz")
-    def readyz() -> Response:
-        # Writes need only PostgreSQL: the outbox holds events while RabbitMQ is away.
-        database = database_ready(pool)
-        broker = broker_reachable(settings.amqp_url)
-        body = {"database": "ok" if database else "unavailable", "broker": "ok" if broker else "unreachable"}
-        return _json(body, 200 if database else 503)
-
-    @app.get("/metrics")
-    def metrics() -> Response:
-        payload, content_type = render_metrics()
-        return Response(payload, content_type=content_type)
-
-    @app.get("/openapi.json")
-    def openapi() -> Response:
-        return _json(openapi_document())
-
-    @app.errorhandler(CommandRefused)
-    def refused(error: CommandRefused) -> Response:
-        return _problem(error.problem())
-
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Response:
-        status = error.code or 500
-        return _problem({"type": "about:blank", "title": error.name, "status": status, "detail": error.description})
-
-    @app.errorhandler(Exception)
-    def unexpected(error: Exception) -> Response:
-        log.exception("unexpected error")
-        return _problem({"type": "about:blank", "title": "Internal error", "status": 500, "detail": "see the logs"})
-
     return app
 
 
@@ -140,7 +92,7 @@ def _json_body() -> Any:
 
 def _idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not _TOKEN.fullmatch(key):
+    if key is not None and not TOKEN.fullmatch(key):
         raise BadRequest("Idempotency-Key must be 1 to 200 visible ASCII characters")
     return key
 
@@ -162,11 +114,3 @@ def _contact_response(contact: Contact | None, status: int = 200) -> Response:
     response = Response(contact.model_dump_json(), status, mimetype="application/json")
     response.headers["ETag"] = f'"{contact.version}"'
     return response
-
-
-def _json(body: dict[str, Any], status: int = 200) -> Response:
-    return Response(json.dumps(body), status, mimetype="application/json")
-
-
-def _problem(problem: dict[str, Any]) -> Response:
-    return Response(json.dumps(problem), problem["status"], mimetype="application/problem+json")

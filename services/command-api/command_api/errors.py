@@ -4,27 +4,11 @@ from typing import Any, Self
 
 from pydantic import ValidationError
 
+from shared.problems import Problem
 
-class CommandRefused(Exception):
-    status = 400
-    title = "Bad request"
-    slug = "bad-request"
 
-    def __init__(self, detail: str, errors: list[dict[str, str]] | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.errors = errors
-
-    def problem(self) -> dict[str, Any]:
-        problem: dict[str, Any] = {
-            "type": f"/problems/{self.slug}",
-            "title": self.title,
-            "status": self.status,
-            "detail": self.detail,
-        }
-        if self.errors is not None:
-            problem["errors"] = self.errors
-        return problem
+class CommandRefused(Problem):
+    """A command we will not apply; HTTP replies and AMQP replies carry its problem."""
 
     @classmethod
     def from_validation_error(cls, error: ValidationError) -> Self:

@@ -6,24 +6,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from shared.models import Contact, ContactData
-
-_PROBLEM = {
-    "type": "object",
-    "required": ["type", "title", "status"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
-            },
-        },
-    },
-}
+from shared.problems import PROBLEM_SCHEMA
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -93,5 +76,5 @@ def openapi_document() -> dict[str, Any]:
                 },
             },
         },
-        "components": {"schemas": {**schemas["$defs"], "Problem": _PROBLEM}},
+        "components": {"schemas": {**schemas["$defs"], "Problem": PROBLEM_SCHEMA}},
     }

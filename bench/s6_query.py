@@ -1,0 +1,151 @@
+"""S6: search and list through query-api over a large data set, next to the same SQL issued directly.
+
+The data set is bench/dataset.py's (S6_CONTACTS contacts, 1,000,000 by default). The direct baseline
+runs query-api's own views (the same statements, the same two-step search) from threads with
+psycopg, without HTTP. Then the HTTP figures again while S2's PATCH load runs at half its maximum rate.
+"""
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from urllib.parse import parse_qsl, quote, urlsplit
+
+import requests
+from query_api.params import parse_list_query
+from query_api.views import ContactViews
+
+from bench.dataset import generate_contacts
+from bench.measure import Load, percentile, table, verdict, wrk
+from bench.write_load import max_patch_rate, paced_patches, seed
+from shared.db import open_pool
+from shared.settings import Settings
+from tests.support.infra import Infra
+from tests.support.read_side import start_query_api
+from tests.support.stack import Stack, start_command_api, start_relay
+
+CONTACTS = int(os.environ.get("S6_CONTACTS", "1000000"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
+CONNECTIONS = 8
+
+SEARCHES = [
+    "müller", "smith", "lovelace", "ada", "hopper", "ngata", "zoë", "o'connor", "wiśniewski", "jürgen",
+    "grace.h", "example.io", "7946", "+44", "555 12", "turing.4", "sato", "nguyễn", "ivanov", "patel",
+]  # fmt: skip
+SORTS = ["last_name", "-last_name", "first_name", "-first_name", "email", "-email", "updated_at", "-updated_at"]
+
+LUA = """
+local paths = {%(paths)s}
+math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+request = function()
+  return wrk.format("GET", paths[math.random(#paths)])
+end
+"""
+
+
+def search_paths() -> list[str]:
+    return [f"/api/contacts?search={quote(term)}&sort={sort}" for term in SEARCHES for sort in SORTS[:2]]
+
+
+def list_paths(base: str) -> list[str]:
+    """First pages of every sort, and the next page of each (its cursor taken from a real reply)."""
+
+    paths = []
+    for sort in SORTS:
+        paths.append(f"/api/contacts?sort={sort}")
+        cursor = requests.get(f"{base}/api/contacts", params={"sort": sort, "limit": "200"}, timeout=30).json()
+        paths.append(f"/api/contacts?sort={sort}&cursor={cursor['next_cursor']}")
+    return paths
+
+
+def through_http(base: str, paths: list[str]) -> Load:
+    lua = LUA % {"paths": ",".join(f'"{path}"' for path in paths)}
+    return wrk(f"{base}/", lua, CONNECTIONS, SECONDS)
+
+
+def direct(views: ContactViews, paths: list[str]) -> Load:
+    """The same requests as calls of query-api's views from CONNECTIONS threads, no HTTP."""
+    queries = [parse_list_query(dict(parse_qsl(urlsplit(path).query))) for path in paths]
+    samples: list[list[float]] = [[] for _ in range(CONNECTIONS)]
+    deadline = time.monotonic() + SECONDS
+
+    def client(mine: list[float], offset: int) -> None:
+        index = offset
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            views.contacts(queries[index % len(queries)])
+            mine.append((time.perf_counter() - started) * 1000)
+            index += 7
+
+    run_threads([lambda mine=mine, n=n: client(mine, n) for n, mine in enumerate(samples)])  # type: ignore[misc]
+    flat = [sample for mine in samples for sample in mine]
+    return Load(len(flat) / SECONDS, percentile(flat, 0.5), percentile(flat, 0.99))
+
+
+def run_threads(targets: list[Callable[[], None]]) -> None:
+    threads = [threading.Thread(target=target) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _row(label: str, load: Load) -> tuple[str, str, str, str]:
+    return (label, f"{load.rate:.0f}", f"{load.p50_ms:.1f}", f"{load.p99_ms:.1f}")
+
+
+def run(infra: Infra) -> str:
+    started = time.monotonic()
+    generate_contacts(infra.database_url, CONTACTS)
+    generated = time.monotonic() - started
+    stack = Stack(infra)
+    settings = Settings(database_url=infra.database_url, db_pool_max_size=CONNECTIONS)
+    pool = open_pool(settings, read_only_role=settings.query_database_role)
+    try:
+        base = start_query_api(stack.launch, "bench-query-api", query_api_workers=2, log_level="WARNING")
+        workloads = {"search": search_paths(), "list": list_paths(base)}
+        views = ContactViews(pool)
+        for paths in workloads.values():
+            through_http(base, paths)  # warm the caches
+        http = {name: through_http(base, paths) for name, paths in workloads.items()}
+        sql = {name: direct(views, paths) for name, paths in workloads.items()}
+
+        writer = start_command_api(stack.launch, "bench-command-api", create_reply_delay_seconds=0, log_level="WARNING")
+        start_relay(stack.launch, "bench-relay", log_level="WARNING")
+        ids = seed(infra.database_url, 2_000)
+        write_max = max_patch_rate(writer, ids, min(SECONDS, 5))
+        with paced_patches(writer, ids, write_max / 2) as writes:
+            loaded = {name: through_http(base, paths) for name, paths in workloads.items()}
+            written = writes[0]
+    finally:
+        pool.close()
+        stack.stop()
+
+    rows = []
+    lines = []
+    for name in workloads:
+        ratio = http[name].rate / sql[name].rate
+        slowdown = loaded[name].p99_ms / http[name].p99_ms
+        rows += [
+            _row(f"{name}: query-api (HTTP)", http[name]),
+            _row(f"{name}: same SQL, psycopg direct", sql[name]),
+            _row(f"{name}: query-api under writes", loaded[name]),
+        ]
+        lines += [
+            f"- {name}: query-api / direct **{ratio:.2f}x** (target ≥ 0.7x: {verdict(ratio >= 0.7)});"
+            f" p99 {http[name].p99_ms:.1f} ms (target ≤ 20 ms: {verdict(http[name].p99_ms <= 20)});"
+            f" p99 under writes {slowdown:.2f}x (target ≤ 1.5x: {verdict(slowdown <= 1.5)});"
+            f" non-2xx: {http[name].errors + loaded[name].errors}",
+        ]
+    return "\n".join(
+        [
+            f"### S6: reads over {CONTACTS:,} contacts, {CONNECTIONS} concurrent clients, {SECONDS:.0f} s each",
+            "",
+            table(["what", "per second", "p50 ms", "p99 ms"], rows),
+            "",
+            *lines,
+            f"- write load: PATCH at {write_max / 2:.0f}/s (half of {write_max:.0f}/s measured just before);"
+            f" {written} PATCHes during the loaded runs",
+            f"- data set generated in {generated:.0f} s (bench/dataset.py)",
+        ]
+    )

@@ -1,0 +1,64 @@
+"""HTTP entry of the read side: parse the query, ask the views, shape the reply."""
+
+from flask import Flask, Response, request
+from pydantic import BaseModel
+
+from query_api.errors import ContactNotFound
+from query_api.openapi import openapi_document
+from query_api.params import parse_history_query, parse_list_query
+from query_api.views import ContactViews
+from shared.db import open_pool
+from shared.health import database_ready
+from shared.http import serve_common
+from shared.logs import configure_logging
+from shared.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The composition root of one worker: runs after fork, so the pool belongs to this process."""
+    settings = settings or get_settings()
+    configure_logging("query-api", settings.log_level)
+    # One pooled connection per thread, so no request waits for a connection another thread holds.
+    pool_settings = settings.model_copy(update={"db_pool_max_size": settings.query_api_threads})
+    pool = open_pool(
+        pool_settings, settings.query_database_url, name="query-api", read_only_role=settings.query_database_role
+    )
+    views = ContactViews(pool)
+
+    app = Flask(__name__)
+
+    def readiness() -> tuple[dict[str, str], bool]:
+        # Reads need only PostgreSQL; the broker is not on this service's path.
+        ready = database_ready(pool)
+        return {"database": "ok" if ready else "unavailable"}, ready
+
+    serve_common(app, openapi_document, readiness)
+
+    @app.get("/api/contacts")
+    def list_contacts() -> Response:
+        return _model(views.contacts(parse_list_query(request.args)))
+
+    @app.get("/api/contacts/<int:contact_id>")
+    def get_contact(contact_id: int) -> Response:
+        contact = views.contact(contact_id)
+        if contact is None:
+            raise ContactNotFound(contact_id)
+        etag = f'"{contact.version}"'
+        if_none_match = request.headers.get("If-None-Match", "")
+        fresh = etag in if_none_match or if_none_match.strip() == "*"
+        response = Response(status=304) if fresh else _model(contact)
+        response.headers["ETag"] = etag
+        return response
+
+    @app.get("/api/contacts/<int:contact_id>/history")
+    def contact_history(contact_id: int) -> Response:
+        page = views.history(contact_id, parse_history_query(request.args))
+        if page is None:
+            raise ContactNotFound(contact_id)
+        return _model(page)
+
+    return app
+
+
+def _model(body: BaseModel) -> Response:
+    return Response(body.model_dump_json(), mimetype="application/json")

@@ -1,0 +1,81 @@
+"""The OpenAPI document of the read endpoints, its schemas generated from the pydantic models."""
+
+from functools import cache
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from query_api.pages import ContactPage, HistoryPage
+from query_api.params import DEFAULT_LIMIT, MAX_LIMIT, MAX_SEARCH_LENGTH, SORTS
+from shared.models import Contact
+from shared.problems import PROBLEM_SCHEMA
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _reply(schema: str, **extra: Any) -> dict[str, Any]:
+    return {"description": "ok", "content": {"application/json": {"schema": _ref(schema)}}, **extra}
+
+
+def _problems(*statuses: int) -> dict[str, Any]:
+    content = {"application/problem+json": {"schema": _ref("Problem")}}
+    return {str(status): {"description": "problem", "content": content} for status in statuses}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    _, schemas = models_json_schema(
+        [(model, "serialization") for model in (Contact, ContactPage, HistoryPage)],
+        ref_template="#/components/schemas/{model}",
+    )
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    }
+    cursor = {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor, as given"}
+    contact_id = {"name": "contact_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Contacts, live: query-api", "version": "1.0.0"},
+        "paths": {
+            "/api/contacts": {
+                "get": {
+                    "summary": "List contacts: case-insensitive substring search, sort, keyset pages",
+                    "parameters": [
+                        {
+                            "name": "search",
+                            "in": "query",
+                            "schema": {"type": "string", "maxLength": MAX_SEARCH_LENGTH},
+                            "description": "matched anywhere in first name, last name, email or phone",
+                        },
+                        {"name": "sort", "in": "query", "schema": {"enum": list(SORTS), "default": "last_name"}},
+                        limit,
+                        cursor,
+                    ],
+                    "responses": {"200": _reply("ContactPage"), **_problems(422)},
+                }
+            },
+            "/api/contacts/{contact_id}": {
+                "get": {
+                    "summary": "One contact; 404 if absent or deleted",
+                    "parameters": [contact_id, {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}],
+                    "responses": {
+                        "200": _reply("Contact", headers={"ETag": {"schema": {"type": "string"}}}),
+                        "304": {"description": "not modified"},
+                        **_problems(404),
+                    },
+                }
+            },
+            "/api/contacts/{contact_id}/history": {
+                "get": {
+                    "summary": "Every version of a contact, newest first; also after it was deleted",
+                    "parameters": [contact_id, limit, cursor],
+                    "responses": {"200": _reply("HistoryPage"), **_problems(404, 422)},
+                }
+            },
+        },
+        "components": {"schemas": {**schemas["$defs"], "Problem": PROBLEM_SCHEMA}},
+    }

@@ -1,0 +1,31 @@
+"""What the read endpoints answer: pages of contacts and of history entries."""
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from shared.models import Contact
+
+
+class ContactPage(BaseModel):
+    items: list[Contact]
+    next_cursor: str | None
+
+
+class HistoryEntry(BaseModel):
+    """One version of a contact, as the event that made it described it."""
+
+    version: int
+    op: Literal["created", "updated", "deleted"]
+    changed_fields: list[str]
+    source: str
+    at: datetime
+    event_id: UUID
+    contact: Contact | None
+
+
+class HistoryPage(BaseModel):
+    items: list[HistoryEntry]
+    next_cursor: str | None

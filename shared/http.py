@@ -1,0 +1,91 @@
+"""What every Flask service of ours does alike: correlation ids, request metrics, problem replies and probes."""
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, g, request
+from prometheus_client import Histogram
+from werkzeug.exceptions import HTTPException
+
+from shared.logs import correlation_id, new_correlation_id
+from shared.metrics import render_metrics
+from shared.problems import Problem
+
+log = logging.getLogger(__name__)
+
+REQUEST_SECONDS = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60),
+)
+
+#: A header value we accept as an id of the caller's (correlation id, idempotency key).
+TOKEN = re.compile(r"[\x21-\x7e]{1,200}")
+
+
+def json_response(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(json.dumps(body), status, mimetype="application/json")
+
+
+def problem_response(problem: dict[str, Any]) -> Response:
+    return Response(json.dumps(problem), problem["status"], mimetype="application/problem+json")
+
+
+def serve_common(
+    app: Flask, openapi: Callable[[], dict[str, Any]], readiness: Callable[[], tuple[dict[str, str], bool]]
+) -> None:
+    """Add the correlation id and timing of every request, problem+json errors, and the probe endpoints."""
+
+    @app.before_request
+    def start() -> None:
+        g.arrived = time.monotonic()
+        given = request.headers.get("X-Request-ID", "")
+        correlation_id.set(given if TOKEN.fullmatch(given) else new_correlation_id())
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        response.headers["X-Request-ID"] = correlation_id.get() or ""
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        REQUEST_SECONDS.labels(request.method, route, response.status_code).observe(time.monotonic() - g.arrived)
+        return response
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return json_response({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        body, ready = readiness()
+        return json_response(body, 200 if ready else 503)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        payload, content_type = render_metrics()
+        return Response(payload, content_type=content_type)
+
+    @app.get("/openapi.json")
+    def openapi_json() -> Response:
+        return json_response(openapi())
+
+    @app.errorhandler(Problem)
+    def refused(error: Problem) -> Response:
+        return problem_response(error.problem())
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        return problem_response(
+            {"type": "about:blank", "title": error.name, "status": status, "detail": error.description}
+        )
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Response:
+        log.exception("unexpected error")
+        return problem_response(
+            {"type": "about:blank", "title": "Internal error", "status": 500, "detail": "see the logs"}
+        )

@@ -1,0 +1,47 @@
+"""RFC 9457 problem details: the one error shape of every HTTP reply (and AMQP reply) of ours."""
+
+from typing import Any
+
+
+class Problem(Exception):
+    """A refusal a client can act on; subclasses name the status, title and type slug."""
+
+    status = 400
+    title = "Bad request"
+    slug = "bad-request"
+
+    def __init__(self, detail: str, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+    def problem(self) -> dict[str, Any]:
+        problem: dict[str, Any] = {
+            "type": f"/problems/{self.slug}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.errors is not None:
+            problem["errors"] = self.errors
+        return problem
+
+
+#: The JSON schema of a problem, for the services' OpenAPI documents.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}

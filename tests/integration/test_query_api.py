@@ -1,0 +1,149 @@
+"""query-api on real PostgreSQL, fed by the real write path and history worker."""
+
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+
+from shared.db import session_options
+from shared.settings import Settings
+from tests.conftest import Launch
+from tests.support.data import new_contact
+from tests.support.infra import Infra
+from tests.support.processes import ServiceProcess, wait_until
+from tests.support.read_side import start_history_worker, start_query_api
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def query_api(launch_for_session: Launch) -> str:
+    return start_query_api(launch_for_session)
+
+
+@pytest.fixture(scope="module")
+def history_worker(launch_for_session: Launch, relay: ServiceProcess) -> str:
+    return start_history_worker(launch_for_session, name="history-worker-for-query")[1]
+
+
+def create(http: requests.Session, command_api: str, **fields: Any) -> dict[str, Any]:
+    reply = http.post(f"{command_api}/api/contacts", json=new_contact(**fields), timeout=30)
+    assert reply.status_code == 201, reply.text
+    return dict(reply.json())
+
+
+def search(http: requests.Session, query_api: str, term: str, **params: Any) -> list[dict[str, Any]]:
+    reply = http.get(f"{query_api}/api/contacts", params={"search": term, **params}, timeout=10)
+    assert reply.status_code == 200, reply.text
+    return list(reply.json()["items"])
+
+
+def test_history_is_served_newest_first_and_still_after_the_contact_is_deleted(
+    command_api: str, history_worker: str, query_api: str, http: requests.Session
+) -> None:
+    contact = create(http, command_api)
+    url = f"{command_api}/api/contacts/{contact['id']}"
+    assert http.patch(url, json={"first_name": "Augusta"}, timeout=10).status_code == 200
+    assert http.delete(url, timeout=10).status_code == 204
+
+    history_url = f"{query_api}/api/contacts/{contact['id']}/history"
+    wait_until(lambda: len(http.get(history_url, timeout=5).json()["items"]) == 3, message="three versions")
+    assert http.get(f"{query_api}/api/contacts/{contact['id']}", timeout=5).status_code == 404
+    first = http.get(history_url, params={"limit": 2}, timeout=5).json()
+    second = http.get(history_url, params={"limit": 2, "cursor": first["next_cursor"]}, timeout=5).json()
+    items = first["items"] + second["items"]
+    assert [(item["version"], item["op"]) for item in items] == [(3, "deleted"), (2, "updated"), (1, "created")]
+    assert second["next_cursor"] is None
+    assert items[0]["contact"] is None and items[1]["changed_fields"] == ["first_name"]
+    assert items[1]["contact"]["first_name"] == "Augusta" and items[2]["contact"] == contact
+    assert {item["source"] for item in items} == {"api"}
+
+
+def test_one_contact_carries_its_version_as_etag_and_unknown_ids_are_404(
+    command_api: str, query_api: str, http: requests.Session
+) -> None:
+    contact = create(http, command_api)
+    reply = http.get(f"{query_api}/api/contacts/{contact['id']}", timeout=5)
+    assert reply.status_code == 200 and reply.json() == contact and reply.headers["ETag"] == '"1"'
+    again = http.get(f"{query_api}/api/contacts/{contact['id']}", headers={"If-None-Match": '"1"'}, timeout=5)
+    assert again.status_code == 304
+    for path in ("/api/contacts/999999999", "/api/contacts/999999999/history", f"/api/contacts/{2**64}"):
+        missing = http.get(f"{query_api}{path}", timeout=5)
+        assert missing.status_code == 404 and missing.headers["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "201"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"sort": "phone"}, "sort"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"search": "x" * 201}, "search"),
+    ],
+)
+def test_bad_list_parameters_are_422_naming_the_parameter(
+    query_api: str, http: requests.Session, params: dict[str, str], field: str
+) -> None:
+    reply = http.get(f"{query_api}/api/contacts", params=params, timeout=5)
+    assert reply.status_code == 422 and reply.headers["Content-Type"] == "application/problem+json"
+    assert [error["field"] for error in reply.json()["errors"]] == [field]
+
+
+def test_search_takes_wildcards_quotes_backslashes_and_non_ascii_literally_and_ignores_case(
+    command_api: str, query_api: str, http: requests.Session
+) -> None:
+    tag = uuid.uuid4().hex[:10]
+    names = ["50%off", "50xoff", "a_b", "axb", "O'Brien", "back\\slash", "backslash", "Zoë-Ångström", "Zoe-Angstrom"]
+    ids = {name: create(http, command_api, first_name=tag, last_name=name)["id"] for name in names}
+
+    def found(term: str) -> set[str]:
+        return {item["last_name"] for item in search(http, query_api, f"{tag} {term}")}
+
+    assert found("50%off") == {"50%off"}
+    assert found("50%") == {"50%off"}
+    assert found("a_b") == {"a_b"}
+    assert found("a_") == {"a_b"}
+    assert found("o'brien") == {"O'Brien"}
+    assert found("back\\s") == {"back\\slash"}
+    assert found("ZOË-ÅNGSTRÖM") == {"Zoë-Ångström"}
+    assert found("zoe") == {"Zoe-Angstrom"}
+    assert {item["id"] for item in search(http, query_api, tag, limit=200)} == set(ids.values())
+    email = create(http, command_api, first_name=tag, last_name="Mail")["email"]
+    assert [item["email"] for item in search(http, query_api, email.upper())] == [email]
+
+
+@pytest.mark.parametrize("sort", ["last_name", "-last_name", "updated_at", "-email"])
+def test_pages_across_equal_sort_keys_skip_and_repeat_nothing_while_rows_are_inserted(
+    command_api: str, query_api: str, http: requests.Session, sort: str
+) -> None:
+    tag = uuid.uuid4().hex[:10]
+    originals = {create(http, command_api, first_name=tag, last_name="Same")["id"] for _ in range(11)}
+    seen: list[int] = []
+    params: dict[str, Any] = {"search": tag, "sort": sort, "limit": 3}
+    while True:
+        page = http.get(f"{query_api}/api/contacts", params=params, timeout=10).json()
+        seen += [item["id"] for item in page["items"]]
+        if page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
+        create(http, command_api, first_name=tag, last_name="Same")  # lands anywhere in the order
+    assert len(seen) == len(set(seen)), "no row is repeated"
+    assert originals <= set(seen), "no row that existed throughout is skipped"
+
+
+def test_the_query_role_can_read_but_not_write(infra: Infra) -> None:
+    options = session_options(Settings(), read_only_role="contacts_reader")
+    with psycopg.connect(infra.database_url, options=options) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("contacts_reader",)
+        conn.execute("SELECT count(*) FROM contacts, contact_versions")
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("DELETE FROM contacts")
+    with (
+        psycopg.connect(infra.database_url, options="-c role=contacts_reader") as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        conn.execute("DELETE FROM contacts")
