@@ -1,5 +1,6 @@
 """PostgreSQL connections: a pool per process, opened by its composition root after fork."""
 
+import atexit
 from typing import Any
 
 from psycopg import Connection
@@ -36,4 +37,5 @@ def open_pool(
         open=False,
     )
     pool.open(wait=False)
+    atexit.register(pool.close)  # close while the interpreter (and gevent) still runs
     return pool

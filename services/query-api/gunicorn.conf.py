@@ -4,16 +4,12 @@ A thread waiting on PostgreSQL releases the GIL, so a few threads per process ke
 without gevent's monkey-patching; the pool holds one connection per thread.
 """
 
-import os
-import tempfile
-
+from shared.gunicorn_base import child_exit, prepare
 from shared.settings import get_settings
 
 _settings = get_settings()
 
-# Set before any worker imports prometheus_client, so the workers' metrics are summed at /metrics.
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="query-api-metrics-"))
-
+logconfig_dict = prepare("query-api", _settings.log_level)
 bind = f"0.0.0.0:{_settings.query_api_port}"
 workers = _settings.query_api_workers
 worker_class = "gthread"
@@ -23,8 +19,4 @@ keepalive = 75
 accesslog = None
 wsgi_app = "query_api.app:create_app()"
 
-
-def child_exit(server: object, worker: object) -> None:
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined,no-untyped-call]
+__all__ = ["child_exit"]  # a gunicorn hook, found by name

@@ -122,7 +122,21 @@ class CommandConsumer:
     ) -> None:
         arrived = time.monotonic()
         given = properties.correlation_id
-        correlation_id.set(given if given and len(given) <= 200 and given.isprintable() else new_correlation_id())
+        trace = given if given and len(given) <= 200 and given.isprintable() else new_correlation_id()
+        token = correlation_id.set(trace)
+        try:
+            self._handle(channel, method, properties, body, arrived)
+        finally:
+            correlation_id.reset(token)
+
+    def _handle(
+        self,
+        channel: BlockingChannel,
+        method: Basic.Deliver,
+        properties: pika.BasicProperties,
+        body: bytes,
+        arrived: float,
+    ) -> None:
         try:
             with HANDLE_SECONDS.time():
                 message, contact = self.apply(body, properties)
@@ -143,7 +157,7 @@ class CommandConsumer:
             "command applied",
             extra={
                 "command": message.command,
-                "contact_id": contact and contact.id,
+                "contact_id": contact.id if contact else getattr(message, "contact_id", None),
                 "version": contact and contact.version,
             },
         )

@@ -1,0 +1,24 @@
+"""What every gunicorn configuration of ours shares: metrics summed across workers, and JSON logs."""
+
+import os
+import tempfile
+from typing import Any
+
+from shared.logs import logging_config
+
+
+def prepare(service: str, log_level: str) -> dict[str, Any]:
+    """Call at the top of a gunicorn.conf.py; returns its `logconfig_dict`.
+
+    The metrics directory is set before any worker imports prometheus_client, so that `/metrics`
+    of any worker reports the sum over all of them.
+    """
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix=f"{service}-metrics-"))
+    return logging_config(service, log_level)
+
+
+def child_exit(server: object, worker: Any) -> None:
+    """gunicorn hook: forget the metrics of a worker that is gone."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
