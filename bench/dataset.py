@@ -29,7 +29,7 @@ LAST_NAMES = (  # noqa: SIM905
     "Müller Schmidt Schneider Fischer Weber Meyer Wagner Becker Schulz Hoffmann Ångström Øster Nguyễn Trần "
     "Lê Phạm García Fernández González Rodríguez López Martínez Sánchez Pérez Gómez Martin Bernard Dubois "
     "Durand Lefèvre Moreau Laurent O'Brien O'Connor D'Angelo McAllister MacDonald Kowalski Nowak Wiśniewski "
-    "Wójcik Kovačević Horváth Nagy Novák Svoboda Dvořák Yılmaz Kaya Demir Şahin Çelik Popescu Ionescu Ivanov "  # noqa: RUF001  (Turkish dotless i)
+    "Wójcik Kovačević Horváth Nagy Novák Svoboda Dvořák Yılmaz Kaya Demir Şahin Çelik Popescu Ionescu Ivanov "
     "Smirnov Kuznetsov Petrov Иванов Смирнов Παπαδόπουλος 王 李 张 刘 陈 佐藤 鈴木 高橋 田中 김 이 박 Okafor "
     "Adeyemi Mensah Nkosi Otieno Haile Tesfaye Abebe Ngata Parata Tawhiri Singh Kumar Sharma Patel Gupta Rao"
 ).split()

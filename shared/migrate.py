@@ -30,10 +30,22 @@ def upgrade(url: str) -> None:
     command.upgrade(config, "head")
 
 
+def let_role_log_in(url: str, role: str, password: str) -> None:
+    """Give a role created NOLOGIN by the migrations (the read-only one) a login with `password`.
+
+    Deployment, not schema: the password comes from the environment on every run, never from a migration.
+    """
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+
+
 def main() -> None:
-    url = get_settings().database_url
+    settings = get_settings()
+    url = settings.database_url
     create_database_if_absent(url)
     upgrade(url)
+    if settings.query_database_role and settings.query_database_password:
+        let_role_log_in(url, settings.query_database_role, settings.query_database_password.get_secret_value())
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     notifier_client_buffer_bytes: int = Field(256 * 1024, ge=1024)  # unsent bytes that make a client too slow
     notifier_resume_events: int = Field(100_000, ge=1)  # recent events held for resuming clients
     notifier_max_backoff_seconds: float = 10.0
+
+    # containers (issue 7): when set, `python -m shared.migrate` lets QUERY_DATABASE_ROLE log in with this
+    # password, so query-api can connect as the read-only role itself (docker-compose.yml's QUERY_DATABASE_URL)
+    query_database_password: SecretStr | None = None
 
     log_level: str = "INFO"
 

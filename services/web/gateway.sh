@@ -7,11 +7,18 @@ here="$(cd "$(dirname "$0")" && pwd)"
 prefix="$(mktemp -d -t contacts-gateway.XXXXXX)"
 chmod 755 "$prefix"
 export LISTEN_PORT="${GATEWAY_PORT:-8080}"
-export COMMAND_API="127.0.0.1:${COMMAND_API_PORT:-8001}"
-export QUERY_API="127.0.0.1:${QUERY_API_PORT:-8002}"
-export NOTIFIER="127.0.0.1:${NOTIFIER_PORT:-8003}"
+export COMMAND_API="${COMMAND_API_HOST:-127.0.0.1}:${COMMAND_API_PORT:-8001}"
+export QUERY_API="${QUERY_API_HOST:-127.0.0.1}:${QUERY_API_PORT:-8002}"
+export NOTIFIER="${NOTIFIER_HOST:-127.0.0.1}:${NOTIFIER_PORT:-8003}"
 export WEB_ROOT="${WEB_ROOT:-$here/dist}"
-variables='${LISTEN_PORT} ${COMMAND_API} ${QUERY_API} ${NOTIFIER} ${WEB_ROOT}'
+# With a DNS server to ask (Docker's: 127.0.0.11), nginx re-resolves the hosts above every few seconds, so
+# it follows the instances of a scaled service as they come and go (needs nginx >= 1.27.3).
+if [[ -n "${GATEWAY_RESOLVER:-}" ]]; then
+  export RESOLVER="resolver ${GATEWAY_RESOLVER} valid=5s ipv6=off;" RESOLVE="resolve"
+else
+  export RESOLVER="" RESOLVE=""
+fi
+variables='${LISTEN_PORT} ${COMMAND_API} ${QUERY_API} ${NOTIFIER} ${WEB_ROOT} ${RESOLVER} ${RESOLVE}'
 envsubst "$variables" <"$here/nginx/contacts.conf.template" >"$prefix/contacts.conf"
 envsubst "$variables" <"$here/nginx/nginx.conf.template" >"$prefix/nginx.conf"
 nginx -p "$prefix" -c nginx.conf -e stderr -g 'daemon off;' &

@@ -1,0 +1,197 @@
+"""docker-compose.yml and the Dockerfiles, checked without a Docker engine.
+
+Against the Compose Specification's JSON schema (tests/unit/data/, see its README for where it came from),
+and against the repository: the Procfile's commands, the build contexts, the probes each service serves.
+What only a Docker engine can show (the images build, the containers start and find each other) is not
+checked here.
+"""
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+import pytest
+import yaml
+
+from shared.settings import Settings
+from tests.support.compose import (
+    COMPOSE,
+    RAW_TEXT,
+    REQUIRED,
+    SERVICES,
+    TEST_ENV,
+    env_example,
+    interpolate,
+    probe_url,
+    procfile,
+)
+from tests.support.processes import ROOT
+
+SCHEMA = Path(__file__).with_name("data") / "compose_spec.json"
+
+#: Each process of ours, the Settings field naming the port its probes listen on, and the paths they serve.
+FLASK_PROBES = {"/healthz", "/readyz", "/metrics", "/openapi.json"}  # shared.http.serve_common
+WORKER_PROBES = {"/healthz", "/readyz", "/metrics"}  # shared.probe_server, notifier.app.routes
+PROBES = {
+    "command-api": ("command_api_port", FLASK_PROBES),
+    "query-api": ("query_api_port", FLASK_PROBES),
+    "commands": ("command_consumer_port", WORKER_PROBES),
+    "history-worker": ("history_worker_port", WORKER_PROBES),
+    "notifier": ("notifier_port", WORKER_PROBES),
+    "relay": ("relay_metrics_port", {"/metrics"}),  # prometheus_client.start_http_server
+}
+#: Services that are not ours to scale: one database, one broker, one gateway publishing the port, one migration.
+SINGLETONS = {"postgres", "rabbitmq", "gateway", "migrate"}
+
+
+def test_the_compose_file_is_valid_against_the_compose_specification() -> None:
+    schema = yaml.safe_load(SCHEMA.read_text())
+    jsonschema.Draft201909Validator.check_schema(schema)
+    jsonschema.Draft201909Validator(schema).validate(COMPOSE)
+
+
+def test_the_schema_refuses_a_misspelt_key_so_the_check_means_something() -> None:
+    schema = yaml.safe_load(SCHEMA.read_text())
+    broken = {"services": {"api": {"image": "x", "healthcheck": {"intervall": "5s"}}}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft201909Validator(schema).validate(broken)
+
+
+def test_every_process_make_run_starts_is_a_service_running_the_same_command() -> None:
+    for name, command in procfile().items():
+        assert name in SERVICES, f"{name} from the Procfile is not a compose service"
+        assert shlex.split(SERVICES[name]["command"]) == shlex.split(command), name
+    ours = {name for name, service in SERVICES.items() if "build" in service}
+    assert ours == set(procfile()) | {"migrate"}
+
+
+def test_the_migrations_run_once_as_make_migrate_runs_them_before_every_service_of_ours() -> None:
+    recipe = re.search(r"^migrate:.*\n\t(.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert recipe is not None
+    assert shlex.split(SERVICES["migrate"]["command"]) == shlex.split(recipe.group(1))
+    assert SERVICES["migrate"]["restart"] == "no"
+    assert SERVICES["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    for name in set(procfile()) - {"gateway"}:
+        assert SERVICES[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
+
+
+def test_services_restart_and_the_gateway_waits_for_healthy_apis() -> None:
+    for name, service in SERVICES.items():
+        assert service["restart"] == ("no" if name == "migrate" else "unless-stopped"), name
+    upstreams = SERVICES["gateway"]["depends_on"]
+    assert upstreams == {name: {"condition": "service_healthy"} for name in ("command-api", "query-api", "notifier")}
+    for name in ("postgres", "rabbitmq"):
+        assert SERVICES[name]["volumes"][0].split(":")[0] in COMPOSE["volumes"], f"{name} keeps its data in a volume"
+
+
+@pytest.mark.parametrize("service", sorted(PROBES))
+def test_each_health_check_asks_a_real_endpoint_of_its_service_on_the_port_it_listens_on(service: str) -> None:
+    field, served = PROBES[service]
+    environment = SERVICES[service].get("environment", {})
+    listens_on = int(environment.get(field.upper(), Settings.model_fields[field].default))
+    url = urlsplit(probe_url(service))
+    assert url.port == listens_on
+    assert url.path in served
+
+
+def test_the_gateways_health_check_asks_for_the_app_it_serves() -> None:
+    url = urlsplit(SERVICES["gateway"]["healthcheck"]["test"][-1])
+    gateway_sh = (ROOT / "services/web/gateway.sh").read_text()
+    assert url.port == 8080 and 'LISTEN_PORT="${GATEWAY_PORT:-8080}"' in gateway_sh
+    assert "GATEWAY_PORT" not in SERVICES["gateway"]["environment"], "the port inside the container stays 8080"
+    assert url.path == "/" and "location / {" in (ROOT / "services/web/nginx/contacts.conf.template").read_text()
+    assert SERVICES["gateway"]["ports"] == ["8080:8080"]
+
+
+def test_the_database_and_broker_have_health_checks_that_their_dependents_wait_for() -> None:
+    assert "pg_isready" in SERVICES["postgres"]["healthcheck"]["test"][1]
+    assert SERVICES["rabbitmq"]["healthcheck"]["test"][1] == "rabbitmq-diagnostics"
+
+
+def test_scaled_services_have_no_fixed_name_and_publish_no_port() -> None:
+    for name, service in SERVICES.items():
+        assert "container_name" not in service, name
+        if name not in SINGLETONS:
+            assert not {"hostname", "ports"} & set(service), f"{name} could not be scaled"
+    published = {name for name, service in SERVICES.items() if "ports" in service}
+    assert published == {"gateway", "rabbitmq"}
+    assert SERVICES["rabbitmq"]["ports"] == ["127.0.0.1:15672:15672"], "the console, on this machine only"
+
+
+def test_no_password_or_guest_account_is_written_in_the_file() -> None:
+    assert "guest" not in RAW_TEXT.lower()
+    secret_names = {name for name in env_example() if "PASS" in name}
+    assert all(not env_example()[name] for name in secret_names), ".env.example ships no password"
+    secrets = {TEST_ENV[name] for name in secret_names}
+    for name, service in SERVICES.items():
+        for key, value in service.get("environment", {}).items():
+            password = urlsplit(value).password if "://" in str(value) else (value if "PASS" in key else None)
+            assert password is None or password in secrets, f"{name}.{key}: a password from the environment"
+    for name in secret_names:
+        with pytest.raises(AssertionError, match=f"{name} is required"):
+            interpolate(RAW_TEXT, {key: value for key, value in TEST_ENV.items() if key != name})
+
+
+def test_env_example_names_every_variable_the_file_requires() -> None:
+    assert set(REQUIRED.findall(RAW_TEXT)) <= set(env_example())
+
+
+def test_the_query_service_connects_as_the_read_only_role_and_gets_no_other_credentials() -> None:
+    environment = SERVICES["query-api"]["environment"]
+    role = Settings.model_fields["query_database_role"].default
+    assert urlsplit(environment["QUERY_DATABASE_URL"]).username == role
+    assert f'READER_ROLE = "{role}"' in (ROOT / "shared/migrations/versions/0002_read_side.py").read_text()
+    assert not {"DATABASE_URL", "AMQP_URL"} & set(environment)
+    assert "QUERY_DATABASE_PASSWORD" in SERVICES["migrate"]["environment"], "migrate lets the role log in"
+
+
+def dockerfile_of(service: dict[str, Any]) -> tuple[Path, Path]:
+    context = ROOT / service["build"]["context"]
+    return context, context / service["build"].get("dockerfile", "Dockerfile")
+
+
+def ignored(path: str) -> bool:
+    """Whether .dockerignore keeps `path` (relative to the root) out of the build context: last match wins."""
+    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
+    parts = path.strip("/").split("/")
+    candidates = ["/".join(parts[: index + 1]) for index in range(len(parts))]  # the path and its parents
+    result = False
+    for pattern in (line for line in patterns if line and not line.startswith("#")):
+        body = pattern.lstrip("!").strip("/")
+        glob = re.escape(body).replace(r"\*\*/", "(?:.*/)?").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        if any(re.fullmatch(glob, candidate) for candidate in candidates):
+            result = not pattern.startswith("!")
+    return result
+
+
+@pytest.mark.parametrize("service", sorted({name for name, service in SERVICES.items() if "build" in service}))
+def test_each_build_context_dockerfile_and_copied_path_exists_and_is_not_ignored(service: str) -> None:
+    context, dockerfile = dockerfile_of(SERVICES[service])
+    assert context.is_dir() and dockerfile.is_file()
+    assert context == ROOT, "one .dockerignore, at the root, applies"
+    for line in dockerfile.read_text().splitlines():
+        if line.startswith("COPY ") and "--from=" not in line:
+            for source in shlex.split(line)[1:-1]:
+                assert (context / source).exists(), f"{dockerfile}: {source}"
+                assert not ignored(source), f"{dockerfile}: {source} is left out of the context"
+    assert ignored("services/web/node_modules/react/index.js") and ignored(".venv/bin/python")
+
+
+@pytest.mark.parametrize(
+    "dockerfile", sorted({str(dockerfile_of(service)[1]) for service in SERVICES.values() if "build" in service})
+)
+def test_each_image_is_small_runs_unprivileged_bakes_no_secret_and_defaults_to_its_command(dockerfile: str) -> None:
+    text = Path(dockerfile).read_text()
+    bases = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
+    assert re.search(r"-(slim|alpine)$", bases[-1]), bases
+    final_stage = text.rsplit("\nFROM ", 1)[-1]
+    users = re.findall(r"^USER (\S+)", final_stage, re.MULTILINE)
+    assert users and users[-1] not in ("root", "0"), "a non-root user"
+    assert not re.search(r"^(ENV|ARG)\b.*(PASS|SECRET|TOKEN|KEY)", text, re.MULTILINE | re.IGNORECASE)
+    default = re.search(r"^CMD (\[.*\])$", text, re.MULTILINE)
+    assert default is not None
+    service = Path(dockerfile).parent.name.replace("web", "gateway")
+    assert yaml.safe_load(default.group(1)) == shlex.split(procfile()[service])
