@@ -1,0 +1,151 @@
+"""S3: write -> last client latency through the whole system, next to its floor, with and without stalled clients.
+
+Per N clients, SAMPLES writes one at a time, INTERVAL apart (longer than a fan-out at N takes):
+- notifier: PATCH via command-api (committed, outbox -> relay -> RabbitMQ -> notifier), from sending
+  the request to the moment the last client has the event;
+- floor: a commit of the same transaction with psycopg, plus publish -> consume -> bare `broadcast()`
+  at the same N (basic_publish to the last client), the two sample lists added pairwise in random order;
+- stalled: the notifier again with 1% of the clients connected but never reading; the others' latency.
+"""
+
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable
+
+import psycopg
+import requests
+from psycopg.types.json import Json
+
+from bench.measure import median, percentile, table, verdict
+from bench.s1_fanout import CLIENT_COUNTS, Server, bare_server, notifier_server
+from bench.ws_clients import Fleet
+from tests.support.infra import Infra
+from tests.support.notifier import RelayLike, event_body
+from tests.support.stack import Stack, start_command_api, start_relay
+
+SAMPLES = int(os.environ.get("BENCH_LATENCY_SAMPLES", "100"))
+STALLED_SHARE = 0.01
+
+
+def interval(clients: int) -> float:
+    return max(0.2, clients * 50e-6)
+
+
+def seed_contact(database_url: str) -> int:
+    tag = uuid.uuid4().hex[:8]
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            """INSERT INTO contacts (first_name, last_name, email, phone, version, created_at, updated_at)
+               VALUES ('Bench', 'Latency', %s, '+1 555 0100 00', 1, now(), now()) RETURNING id""",
+            (f"latency.{tag}@example.com",),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def commit_samples(database_url: str, contact_id: int) -> list[float]:
+    """The PATCH transaction's commit, in ms; its outbox rows are marked published so the relay skips them."""
+    samples = []
+    with psycopg.connect(database_url) as conn:
+        for _ in range(SAMPLES):
+            started = time.monotonic()
+            with conn.transaction():
+                conn.execute(
+                    "UPDATE contacts SET phone = %s, version = version + 1, updated_at = now() WHERE id = %s",
+                    (f"+1 555 {random.randrange(10**7):07d}", contact_id),
+                )
+                event_id = str(uuid.uuid4())
+                conn.execute(
+                    "INSERT INTO outbox (event_id, routing_key, payload, published_at) VALUES (%s, %s, %s, now())",
+                    (event_id, "contact.updated", Json({"event_id": event_id})),
+                )
+            samples.append((time.monotonic() - started) * 1000)
+    return samples
+
+
+def latencies(server: Server, clients: int, write: Callable[[], None], stalled: int = 0) -> tuple[list[float], int]:
+    """Write -> last reading client, in ms, for SAMPLES writes; and how many clients missed some."""
+    fleet = Fleet(server.url, clients, stalled=stalled, skip_first=server.hello)
+    try:
+        write()
+        fleet.collect(1)  # warm-up
+        started = []
+        for _ in range(SAMPLES):
+            started.append(time.monotonic())
+            write()
+            time.sleep(max(0.0, started[-1] + interval(clients) - time.monotonic()))
+        last, incomplete = fleet.collect(SAMPLES)
+    finally:
+        fleet.close()
+    return [(end - start) * 1000 for start, end in zip(started, last, strict=True)], incomplete
+
+
+def run(infra: Infra) -> str:
+    contact_id = seed_contact(infra.database_url)
+    commits = commit_samples(infra.database_url, contact_id)
+    publisher = RelayLike(infra.database_url, infra.amqp_url)
+    stack = Stack(infra)
+    http = requests.Session()
+
+    def patch() -> None:
+        phone = f"+1 555 {random.randrange(10**7):07d}"
+        reply = http.patch(f"{base}/api/contacts/{contact_id}", json={"phone": phone}, timeout=30)
+        assert reply.status_code == 200, reply.text
+
+    bodies = iter(range(1, 10**9))
+
+    def publish() -> None:  # straight to RabbitMQ: numbering is the relay's part, not the floor's
+        publisher.publish_raw(event_body(next(bodies)), {"epoch": "floor"})
+
+    rows, lines = [], []
+    try:
+        base = start_command_api(stack.launch, "bench-command-api", create_reply_delay_seconds=0, log_level="WARNING")
+        start_relay(stack.launch, "bench-relay", log_level="WARNING", relay_poll_seconds=0.2)
+        for clients in CLIENT_COUNTS:
+            with bare_server(infra) as bare:
+                bare_ms, _ = latencies(bare, clients, publish)
+            with notifier_server(infra) as notifier:
+                ours, short = latencies(notifier, clients, patch)
+            with notifier_server(infra) as notifier:
+                stalled = max(1, int(clients * STALLED_SHARE))
+                with_stalled, short_stalled = latencies(notifier, clients, patch, stalled)
+            floor = [
+                commit + fanout for commit, fanout in zip(random.sample(commits, len(commits)), bare_ms, strict=True)
+            ]
+            for name, samples, missing in (
+                ("floor: commit + publish->consume + bare broadcast()", floor, 0),
+                ("notifier: HTTP PATCH -> last client", ours, short),
+                (f"notifier, {stalled} clients stalled: -> last healthy client", with_stalled, short_stalled),
+            ):
+                rows.append(
+                    (
+                        f"{clients:,} clients, {name}",
+                        f"{median(samples):.1f}",
+                        f"{percentile(samples, 0.99):.1f}",
+                        missing,
+                    )
+                )
+            p99_ratio = percentile(ours, 0.99) / percentile(floor, 0.99)
+            stalled_ratio = percentile(with_stalled, 0.99) / percentile(ours, 0.99)
+            lines.append(
+                f"- {clients:,} clients: p99 **{p99_ratio:.2f}x** the floor"
+                f" (target <= 1.25x: {verdict(p99_ratio <= 1.25)});"
+                f" with 1% stalled, healthy p99 **{stalled_ratio:.2f}x** without"
+                f" (target <= 1.2x: {verdict(stalled_ratio <= 1.2)})"
+            )
+    finally:
+        stack.stop()
+        publisher.close()
+        http.close()
+    return "\n".join(
+        [
+            f"### S3: write -> last client latency, {SAMPLES} writes per row, ms",
+            "",
+            table(["what", "p50 ms", "p99 ms", "clients short"], rows),
+            "",
+            f"- commit alone: p50 {median(commits):.1f} ms, p99 {percentile(commits, 0.99):.1f} ms",
+            *lines,
+        ]
+    )

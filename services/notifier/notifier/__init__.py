@@ -1,0 +1,1 @@
+"""The notifier: live contact events over WebSocket `/ws` (SPEC §4)."""

@@ -1,0 +1,111 @@
+"""The notifier's composition root: WebSocket `/ws` and the HTTP probes on one port, fed by one consumer."""
+
+import asyncio
+import logging
+import resource
+import signal
+from collections.abc import Callable
+from http import HTTPStatus
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from notifier import messages
+from notifier.consumer import EventConsumer
+from notifier.fanout import Fanout
+from notifier.recent import RecentEvents
+from notifier.session import serve_client
+from shared.logs import configure_logging
+from shared.metrics import render_metrics
+from shared.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+ProcessRequest = Callable[[ServerConnection, Request], Response | None]
+
+
+def origin_allowed(origins: list[str], host: str | None, allowed: frozenset[str]) -> bool:
+    """No Origin (not a browser), an allowed one, or a page from the host the client connected to."""
+    if not origins:
+        return True
+    if len(origins) > 1:
+        return False
+    origin = origins[0]
+    return origin in allowed or (host is not None and urlsplit(origin).hostname == urlsplit(f"//{host}").hostname)
+
+
+def routes(settings: Settings, fanout: Fanout, consumer: EventConsumer) -> ProcessRequest:
+    """Answer the HTTP paths, and refuse a WebSocket handshake that must not go on, before it happens."""
+    allowed = frozenset(settings.notifier_allowed_origins)
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        path, _, query = request.path.partition("?")
+        if path == "/healthz":
+            return _reply(HTTPStatus.OK, "alive\n")
+        if path == "/readyz":
+            if consumer.subscribed:
+                return _reply(HTTPStatus.OK, "ready\n")
+            return _reply(HTTPStatus.SERVICE_UNAVAILABLE, "not subscribed to contacts.events\n")
+        if path == "/metrics":
+            body, content_type = render_metrics()
+            return _reply(HTTPStatus.OK, body, content_type)
+        if path != "/ws":
+            return _reply(HTTPStatus.NOT_FOUND, "not found: the WebSocket is at /ws\n")
+        if not origin_allowed(request.headers.get_all("Origin"), request.headers.get("Host"), allowed):
+            return _reply(HTTPStatus.FORBIDDEN, "this Origin may not open /ws\n")
+        try:
+            messages.resume_from_query(query)
+        except messages.ClientMessageError as error:
+            return _reply(HTTPStatus.BAD_REQUEST, f"{error}\n")
+        if fanout.recent.epoch is None:
+            return _reply(HTTPStatus.SERVICE_UNAVAILABLE, "not subscribed to contacts.events yet; retry\n")
+        return None
+
+    return process_request
+
+
+def _reply(status: HTTPStatus, body: str | bytes, content_type: str = "text/plain; charset=utf-8") -> Response:
+    data = body.encode() if isinstance(body, str) else body
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(data))), ("Connection", "close")])
+    return Response(status.value, status.phrase, headers, data)
+
+
+async def run(settings: Settings) -> None:
+    fanout = Fanout(RecentEvents(settings.notifier_resume_events), settings.notifier_client_buffer_bytes)
+    consumer = EventConsumer(settings, fanout)
+
+    async def handler(client: ServerConnection) -> None:
+        await serve_client(client, fanout)
+
+    async with serve(
+        handler,
+        host="0.0.0.0",
+        port=settings.notifier_port,
+        process_request=routes(settings, fanout, consumer),
+        max_size=settings.notifier_max_message_bytes,
+        ping_interval=settings.notifier_ping_interval_seconds,
+        ping_timeout=settings.notifier_ping_timeout_seconds,
+        close_timeout=settings.notifier_close_timeout_seconds,
+        compression=None,  # per-client deflate would compress each event once per client
+    ):
+        log.info("listening", extra={"port": settings.notifier_port})
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        consuming = asyncio.create_task(consumer.run())
+        await asyncio.wait([consuming, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        consuming.cancel()
+        # Leaving the block closes every client with 1001 (going away); they reconnect elsewhere and resume.
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging("notifier", settings.log_level)
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    # One socket per client: allow as many as the hard limit permits.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    asyncio.run(run(settings))

@@ -1,0 +1,150 @@
+"""`contacts.events` into the fan-out: an exclusive queue of this instance's own, consumed on the event loop.
+
+On each (re)connection the queue is declared and bound first, then the stream's position is read from
+PostgreSQL (`relay_state`: epoch and last seq handed out), and only then are messages consumed. Any event
+numbered after that position is published after the binding, so it reaches the queue; the fan-out counts
+everything at or before the position as already part of the stream it stands on.
+"""
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from pika.channel import Channel
+from pika.exceptions import AMQPError
+from pika.frame import Method
+from pika.spec import Basic, BasicProperties
+from prometheus_client import Counter, Gauge
+
+from notifier.fanout import Fanout
+from shared.broker import EVENTS_EXCHANGE, BrokerConnectionLost, open_async_channel
+from shared.logs import correlation_id
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PREFETCH = 1000
+RPC_TIMEOUT_SECONDS = 10.0
+
+REJECTED = Counter("notifier_messages_rejected_total", "Messages on contacts.events that are not events (logged)")
+SUBSCRIBED = Gauge("notifier_subscribed", "1 while consuming contacts.events")
+
+_RETRIED = (AMQPError, BrokerConnectionLost, psycopg.Error, OSError, TimeoutError)
+
+
+class NotAnEvent(ValueError):
+    pass
+
+
+def decode_event(headers: dict[str, Any] | None, body: bytes) -> tuple[str, int]:
+    """The (epoch, seq) of an event as the relay publishes it: `epoch` header, JSON object body with `seq`."""
+    epoch = (headers or {}).get("epoch")
+    if isinstance(epoch, bytes):
+        epoch = epoch.decode(errors="replace")
+    if not isinstance(epoch, str) or not epoch:
+        raise NotAnEvent("no epoch header")
+    try:
+        event = json.loads(body.decode())
+    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError alike
+        raise NotAnEvent(f"body is not UTF-8 JSON: {error}") from None
+    seq = event.get("seq") if isinstance(event, dict) else None
+    if type(seq) is not int:
+        raise NotAnEvent("body has no integer seq")
+    return epoch, seq
+
+
+async def read_position(database_url: str) -> tuple[str, int]:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True, connect_timeout=5) as conn:
+        row = await (await conn.execute("SELECT epoch::text, last_seq FROM relay_state")).fetchone()
+    if row is None:
+        raise psycopg.DataError("relay_state is empty: run the migrations")
+    return str(row[0]), int(row[1])
+
+
+class EventConsumer:
+    def __init__(self, settings: Settings, fanout: Fanout) -> None:
+        self._settings = settings
+        self._fanout = fanout
+        self.subscribed = False
+        self._was_subscribed = False
+        self._last_tag = 0
+        self._ack_due = False
+
+    async def run(self) -> None:
+        """Stay subscribed: reconnect after any loss with capped, jittered exponential backoff."""
+        failures = 0
+        while True:
+            try:
+                await self._subscribe()
+            except _RETRIED as error:
+                log.warning("not subscribed to %s: %s", EVENTS_EXCHANGE, error or type(error).__name__)
+            failures = 1 if self._was_subscribed else failures + 1
+            ceiling = min(self._settings.notifier_max_backoff_seconds, 0.25 * 2**failures)
+            await asyncio.sleep(random.uniform(ceiling / 2, ceiling))
+
+    async def _subscribe(self) -> None:
+        """Subscribe and consume until the connection is lost (always ends by raising)."""
+        self._was_subscribed = False
+        connection, channel = await open_async_channel(self._settings.amqp_url, "notifier")
+        lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def on_close(_channel: Channel, reason: Exception) -> None:
+            if not lost.done():
+                lost.set_result(str(reason))
+
+        channel.add_on_close_callback(on_close)
+        try:
+            await _rpc(lost, channel.exchange_declare, exchange=EVENTS_EXCHANGE, exchange_type="topic", durable=True)
+            declared = await _rpc(lost, channel.queue_declare, queue="", exclusive=True, auto_delete=True)
+            queue = declared.method.queue
+            await _rpc(lost, channel.queue_bind, queue=queue, exchange=EVENTS_EXCHANGE, routing_key="contact.#")
+            await _rpc(lost, channel.basic_qos, prefetch_count=PREFETCH)
+            epoch, seq = await read_position(self._settings.database_url)
+            self._fanout.start(epoch, seq)
+            channel.basic_consume(queue, self._on_message)
+            self.subscribed = self._was_subscribed = True
+            SUBSCRIBED.set(1)
+            log.info("subscribed to %s", EVENTS_EXCHANGE, extra={"queue": queue, "epoch": epoch, "seq": seq})
+            raise BrokerConnectionLost(await lost)
+        finally:
+            self.subscribed = False
+            SUBSCRIBED.set(0)
+            if connection.is_open:
+                connection.close()
+
+    def _on_message(self, channel: Channel, method: Basic.Deliver, properties: BasicProperties, body: bytes) -> None:
+        self._last_tag = method.delivery_tag
+        if not self._ack_due:  # one ack, after the burst of deliveries this read brought
+            self._ack_due = True
+            asyncio.get_running_loop().call_soon(self._ack, channel)
+        headers = properties.headers or {}
+        given = headers.get("correlation_id")
+        token = correlation_id.set(given if isinstance(given, str) else None)
+        try:
+            epoch, seq = decode_event(headers, body)
+            self._fanout.publish(epoch, seq, body)
+            log.info("event pushed", extra={"seq": seq, "type": method.routing_key})
+        except NotAnEvent as error:
+            REJECTED.inc()
+            log.warning("dropped a non-event: %s", error, extra={"message_id": properties.message_id})
+        finally:
+            correlation_id.reset(token)
+
+    def _ack(self, channel: Channel) -> None:
+        self._ack_due = False
+        if channel.is_open:
+            channel.basic_ack(self._last_tag, multiple=True)
+
+
+async def _rpc(lost: "asyncio.Future[str]", call: Callable[..., Any], **arguments: Any) -> Method:
+    """Call an asynchronous pika channel method and wait for its reply, or for the channel to close."""
+    reply: asyncio.Future[Method] = asyncio.get_running_loop().create_future()
+    call(callback=reply.set_result, **arguments)
+    await asyncio.wait([reply, lost], timeout=RPC_TIMEOUT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+    if not reply.done():
+        raise BrokerConnectionLost(lost.result() if lost.done() else "no reply from the broker")
+    return reply.result()

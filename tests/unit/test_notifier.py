@@ -1,0 +1,139 @@
+"""The notifier's decisions that need no network: what it holds, what it parses, whom it lets in."""
+
+import asyncio
+import json
+
+import pytest
+from notifier import messages
+from notifier.app import origin_allowed
+from notifier.consumer import NotAnEvent, decode_event
+from notifier.fanout import Fanout
+from notifier.recent import RecentEvents
+
+ALLOWED = frozenset({"http://localhost:8080"})
+
+
+def held(capacity: int, seqs: list[int], epoch: str = "e") -> RecentEvents:
+    recent = RecentEvents(capacity)
+    recent.restart(epoch, 0)
+    for seq in seqs:
+        recent.append(seq, f"event {seq}".encode())
+    return recent
+
+
+def test_events_after_a_held_seq_come_in_order_across_gaps_and_in_chunks() -> None:
+    recent = held(100, [1, 2, 5, 9, 10])
+    assert recent.after("e", 2, 10) == [(5, b"event 5"), (9, b"event 9"), (10, b"event 10")]
+    assert recent.after("e", 3, 2) == [(5, b"event 5"), (9, b"event 9")]
+    assert recent.after("e", 10, 10) == []
+
+
+def test_events_cannot_be_supplied_from_another_epoch_or_before_the_floor() -> None:
+    recent = held(100, [4, 5])
+    recent.restart("e", 3)
+    recent.append(4, b"")
+    assert recent.after("other", 3, 10) is None
+    assert recent.after(None, 3, 10) is None
+    assert recent.after("e", 2, 10) is None
+    assert recent.after("e", 3, 10) == [(4, b"")]
+
+
+def test_at_least_capacity_events_are_held_and_the_oldest_let_go_raise_the_floor() -> None:
+    recent = held(16, list(range(1, 101)))
+    assert 16 <= len(recent) <= 18
+    assert recent.after("e", recent.floor, 1000) is not None
+    assert recent.after("e", recent.floor - 1, 1000) is None
+    assert [seq for seq, _ in recent.after("e", recent.floor, 1000) or []] == list(range(recent.floor + 1, 101))
+
+
+def test_seen_events_are_those_held_or_older_than_what_is_held() -> None:
+    recent = held(100, [3, 7])
+    assert recent.has_seen(0) and recent.has_seen(3) and recent.has_seen(7)
+    assert not recent.has_seen(5)
+
+
+def test_a_duplicate_is_ignored_and_a_late_unseen_event_or_a_new_epoch_restarts_the_stream() -> None:
+    async def scenario() -> None:
+        fanout = Fanout(RecentEvents(100), client_buffer_bytes=1024)
+        fanout.start("e", 10)
+        fanout.publish("e", 11, b"a")
+        fanout.publish("e", 13, b"b")
+        fanout.publish("e", 11, b"a")  # redelivered
+        assert (fanout.recent.head, fanout.recent.floor, len(fanout.recent)) == (13, 10, 2)
+        fanout.publish("e", 12, b"late")  # live clients already have 13
+        assert (fanout.recent.head, fanout.recent.floor, len(fanout.recent)) == (13, 13, 0)
+        fanout.publish("f", 1, b"new")
+        assert (fanout.recent.epoch, fanout.recent.floor, fanout.recent.head) == ("f", 0, 1)
+
+    asyncio.run(scenario())
+
+
+def test_resubscribing_keeps_the_held_events_only_if_nothing_was_numbered_meanwhile() -> None:
+    async def scenario() -> None:
+        fanout = Fanout(RecentEvents(100), client_buffer_bytes=1024)
+        fanout.start("e", 10)
+        fanout.publish("e", 11, b"a")
+        fanout.start("e", 11)
+        assert fanout.recent.after("e", 10, 10) == [(11, b"a")]
+        fanout.start("e", 12)
+        assert fanout.recent.after("e", 11, 10) is None
+        assert (fanout.recent.floor, fanout.recent.head) == (12, 12)
+
+    asyncio.run(scenario())
+
+
+def test_a_resume_is_read_from_a_message_or_the_url() -> None:
+    assert messages.parse_client_message('{"type": "resume", "epoch": "e", "after": 7}') == messages.Resume(
+        epoch="e", after=7
+    )
+    assert messages.resume_from_query("epoch=e&after=7") == messages.Resume(epoch="e", after=7)
+    assert messages.resume_from_query("") is None
+    assert messages.resume_from_query("other=1") is None
+
+
+@pytest.mark.parametrize(
+    "message",
+    [b"{}", "[", "null", '{"type": "resume"}', '{"type": "resume", "epoch": "e", "after": -1}', '{"type": "ping"}'],
+)
+def test_anything_but_a_valid_resume_is_a_client_message_error(message: str | bytes) -> None:
+    with pytest.raises(messages.ClientMessageError):
+        messages.parse_client_message(message)
+
+
+def test_a_url_asking_half_a_resume_is_an_error() -> None:
+    with pytest.raises(messages.ClientMessageError, match="epoch"):
+        messages.resume_from_query("after=3")
+
+
+def test_server_frames_are_json_with_their_type() -> None:
+    assert json.loads(messages.hello("e", 3)) == {"type": "hello", "epoch": "e", "seq": 3}
+    assert json.loads(messages.resync("e", 3)) == {"type": "resync", "epoch": "e", "seq": 3}
+    assert json.loads(messages.error("why"))["type"] == "error"
+
+
+@pytest.mark.parametrize(
+    ("origins", "host", "allowed"),
+    [
+        ([], "notifier:8003", True),
+        (["http://localhost:8080"], "notifier:8003", True),
+        (["https://contacts.example.com"], "contacts.example.com", True),
+        (["https://evil.example"], "contacts.example.com", False),
+        (["null"], "contacts.example.com", False),
+        (["http://localhost:8080", "https://evil.example"], "localhost:8080", False),
+    ],
+)
+def test_origins_allowed_are_none_listed_or_same_host(origins: list[str], host: str, allowed: bool) -> None:
+    assert origin_allowed(origins, host, ALLOWED) is allowed
+
+
+def test_an_event_is_its_epoch_header_and_integer_seq() -> None:
+    assert decode_event({"epoch": "e"}, b'{"seq": 4}') == ("e", 4)
+    for headers, body in [
+        ({}, b'{"seq": 4}'),
+        ({"epoch": "e"}, b"\xff"),
+        ({"epoch": "e"}, b'{"seq": "4"}'),
+        ({"epoch": "e"}, b'{"seq": true}'),
+        ({"epoch": "e"}, b"[4]"),
+    ]:
+        with pytest.raises(NotAnEvent):
+            decode_event(headers, body)
