@@ -99,10 +99,14 @@ class RelayLike:
             self._connection.close()
 
 
+#: Synthetic events name contacts far beyond real ids, so the history worker never confuses the two.
+SYNTHETIC_CONTACT_IDS = 10**15
+
+
 def event_body(seq: int, padding: int = 0) -> bytes:
     now = datetime.now(UTC).isoformat()
     contact = {
-        "id": seq,
+        "id": SYNTHETIC_CONTACT_IDS + seq,
         "first_name": "Ada",
         "last_name": "Lovelace" + "x" * padding,
         "email": f"ada.{seq}@example.com",
@@ -116,7 +120,7 @@ def event_body(seq: int, padding: int = 0) -> bytes:
             "type": "contact.updated",
             "seq": seq,
             "event_id": str(uuid.uuid4()),
-            "contact_id": seq,
+            "contact_id": SYNTHETIC_CONTACT_IDS + seq,
             "version": 2,
             "contact": contact,
             "changed_fields": ["last_name"],
