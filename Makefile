@@ -72,5 +72,5 @@ lint: install
 	mypy shared services tests bench
 
 ## bench: the benchmarks, each next to a baseline measured in the same run
-bench: migrate console bench-tools
+bench: install console bench-tools
 	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$DATABASE_URL}" TEST_AMQP_URL="$${TEST_AMQP_URL:-$$AMQP_URL}" python -m bench $(SCENARIOS)

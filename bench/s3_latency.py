@@ -85,7 +85,6 @@ def latencies(server: Server, clients: int, write: Callable[[], None], stalled: 
 def run(infra: Infra) -> str:
     contact_id = seed_contact(infra.database_url)
     commits = commit_samples(infra.database_url, contact_id)
-    publisher = RelayLike(infra.database_url, infra.amqp_url)
     stack = Stack(infra)
     http = requests.Session()
 
@@ -96,16 +95,24 @@ def run(infra: Infra) -> str:
 
     bodies = iter(range(1, 10**9))
 
-    def publish() -> None:  # straight to RabbitMQ: numbering is the relay's part, not the floor's
-        publisher.publish_raw(event_body(next(bodies)), {"epoch": "floor"})
+    def floor_fanout(clients: int) -> list[float]:
+        """Publish straight to RabbitMQ (numbering is the relay's part, not the floor's) → bare broadcast()."""
+        publisher = RelayLike(infra.database_url, infra.amqp_url)  # one per run: an idle one misses heartbeats
+        try:
+            with bare_server(infra) as bare:
+                samples, _ = latencies(
+                    bare, clients, lambda: publisher.publish_raw(event_body(next(bodies)), {"epoch": "floor"})
+                )
+            return samples
+        finally:
+            publisher.close()
 
     rows, lines = [], []
     try:
         base = start_command_api(stack.launch, "bench-command-api", create_reply_delay_seconds=0, log_level="WARNING")
         start_relay(stack.launch, "bench-relay", log_level="WARNING", relay_poll_seconds=0.2)
         for clients in CLIENT_COUNTS:
-            with bare_server(infra) as bare:
-                bare_ms, _ = latencies(bare, clients, publish)
+            bare_ms = floor_fanout(clients)
             with notifier_server(infra) as notifier:
                 ours, short = latencies(notifier, clients, patch)
             with notifier_server(infra) as notifier:
@@ -137,7 +144,6 @@ def run(infra: Infra) -> str:
             )
     finally:
         stack.stop()
-        publisher.close()
         http.close()
     return "\n".join(
         [

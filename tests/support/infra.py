@@ -15,6 +15,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import psycopg
 import requests
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,11 @@ def servers() -> Iterator[tuple[str, str, str]]:
         yield postgres.get_connection_url(), amqp_url, f"http://{host}:{rabbitmq.get_exposed_port(15672)}"
 
 
+def _maintenance(url: str) -> str:
+    """The server's `postgres` database, where databases are created and dropped."""
+    return make_conninfo(url, dbname="postgres")
+
+
 def _with_path(url: str, path: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + path))
@@ -61,7 +67,7 @@ def provision() -> Iterator[Infra]:
         management = requests.Session()
         management.auth = (user, password)
         _wait_for_management(management, management_url)
-        with psycopg.connect(database_base, autocommit=True) as admin:
+        with psycopg.connect(_maintenance(database_base), autocommit=True) as admin:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         vhost_api = f"{management_url}/api/vhosts/{quote(name, safe='')}"
         management.put(vhost_api, json={}).raise_for_status()
@@ -80,7 +86,7 @@ def provision() -> Iterator[Infra]:
             )
         finally:
             management.delete(vhost_api)
-            with psycopg.connect(database_base, autocommit=True) as admin:
+            with psycopg.connect(_maintenance(database_base), autocommit=True) as admin:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
