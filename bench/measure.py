@@ -1,5 +1,6 @@
 """Small measuring tools the scenarios share: percentiles, wrk runs, process memory, the Markdown table."""
 
+import math
 import os
 import re
 import statistics
@@ -51,6 +52,8 @@ def wrk(url: str, lua: str, connections: int, seconds: float, threads: int = 2) 
     }
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if rate == 0 or "99" not in latency:  # next to nothing answered: no latency must read as fast
+        return Load(rate, math.inf, math.inf)
     return Load(rate, latency["50"], latency["99"], int(errors.group(1)) if errors else 0)
 
 

@@ -17,6 +17,8 @@ worker_connections = _settings.command_api_worker_connections
 timeout = int(_settings.create_reply_delay_seconds) + 30
 graceful_timeout = int(_settings.create_reply_delay_seconds) + 10
 keepalive = 75
+# Room for bursts of new connections while the workers are busy (the kernel caps it at somaxconn).
+backlog = 4096
 accesslog = None
 wsgi_app = "command_api.app:create_app()"
 

@@ -3,6 +3,7 @@
 import json
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -58,10 +59,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     def create_contact() -> Response:
         contact = handle(CreateContact(_json_body()), _idempotency_key())
         assert contact is not None
-        with PENDING_CREATES.track_inprogress():
-            time.sleep(max(0.0, g.arrived + settings.create_reply_delay_seconds - time.monotonic()))
-        response = _contact_response(contact, 201)
-        response.headers["Location"] = f"/api/contacts/{contact.id}"
+        body = contact.model_dump_json().encode()
+        due = g.arrived + settings.create_reply_delay_seconds
+        # The view returns at once, so Flask's request context is freed; the server sends the status
+        # line and body only when the deferred body yields, `due` after the request arrived.
+        response = Response(_deferred(body, due), 201, mimetype="application/json")
+        response.headers.update({"ETag": f'"{contact.version}"', "Location": f"/api/contacts/{contact.id}"})
+        response.content_length = len(body)
         return response
 
     @app.put("/api/contacts/<int:contact_id>")
@@ -78,6 +82,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         return Response(status=204)
 
     return app
+
+
+def _deferred(body: bytes, due: float) -> Iterator[bytes]:
+    """A response body that waits until `due` (a monotonic time); under gevent the wait is a sleeping greenlet."""
+    with PENDING_CREATES.track_inprogress():
+        time.sleep(max(0.0, due - time.monotonic()))
+    yield body
 
 
 def _json_body() -> Any:
