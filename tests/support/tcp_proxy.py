@@ -21,9 +21,7 @@ class TcpProxy:
         self._open.clear()
         with self._lock:
             for sock in self._sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
+                _drop(sock)
             self._sockets.clear()
 
     def restore(self) -> None:
@@ -59,6 +57,14 @@ class TcpProxy:
         except OSError:
             pass
         finally:
-            for sock in (source, target):
-                with contextlib.suppress(OSError):
-                    sock.close()
+            with self._lock:
+                for sock in (source, target):
+                    _drop(sock)
+                    self._sockets.discard(sock)
+
+
+def _drop(sock: socket.socket) -> None:
+    """Shut the connection down, then close: shutdown also wakes a thread blocked reading it, which close does not."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()

@@ -7,9 +7,12 @@ again with the same numbers.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,19 +54,16 @@ class OutboxRelay:
         self._epoch = ""
         self._next_prune = 0.0
 
-    async def run(self, wake: asyncio.Event, listener: "asyncio.Task[None]") -> None:
+    async def run(self, wake: asyncio.Event, listener: "asyncio.Task[None]", stop: asyncio.Event) -> None:
+        """Relay batch after batch until `stop` is set; a batch under way is always finished first."""
         state = await (await self._conn.execute("SELECT epoch FROM relay_state")).fetchone()
         assert state is not None
         self._epoch = str(state["epoch"])
-        while True:
+        while not stop.is_set():
             wake.clear()
             if await self.relay_batch() < self._settings.relay_batch_size:
                 await self._prune_if_due()
-                await asyncio.wait(
-                    [asyncio.ensure_future(wake.wait()), listener],
-                    timeout=self._settings.relay_poll_seconds,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
+                await _first_of([wake.wait(), stop.wait()], listener, self._settings.relay_poll_seconds)
             if listener.done():
                 listener.result()  # the LISTEN connection failed: start over
 
@@ -139,6 +139,16 @@ class OutboxRelay:
         )
 
 
+async def _first_of(waits: list[Coroutine[Any, Any, Any]], task: "asyncio.Task[None]", seconds: float) -> None:
+    """Return when any of `waits` or `task` finishes, or after `seconds`; the waits left are cancelled."""
+    waiting = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait([*waiting, task], timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in waiting:
+            pending.cancel()
+
+
 async def _connect(settings: Settings) -> psycopg.AsyncConnection[Row]:
     return await psycopg.AsyncConnection.connect(
         settings.database_url, autocommit=True, row_factory=dict_row, options=session_options(settings)
@@ -151,14 +161,17 @@ async def _listen(conn: psycopg.AsyncConnection[Row], wake: asyncio.Event) -> No
         wake.set()
 
 
-async def lead(settings: Settings) -> None:
-    """Wait to become the leader, then relay until something fails."""
+async def lead(settings: Settings, stop: asyncio.Event) -> None:
+    """Wait to become the leader, then relay until stopped or until something fails."""
     async with await _connect(settings) as conn, await _connect(settings) as listen_conn:
         while not (
             await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS led", (LEADER_LOCK,))).fetchone() or {}
         )["led"]:
             log.info("another relay leads; waiting for the leader lock")
-            await asyncio.sleep(settings.relay_poll_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.relay_poll_seconds)
+            if stop.is_set():
+                return
         log.info("leading the outbox relay")
         LEADER.set(1)
         await asyncio.to_thread(ensure_topology, settings.amqp_url)
@@ -166,27 +179,33 @@ async def lead(settings: Settings) -> None:
         wake = asyncio.Event()
         listener = asyncio.create_task(_listen(listen_conn, wake))
         try:
-            await OutboxRelay(conn, publisher, settings).run(wake, listener)
+            await OutboxRelay(conn, publisher, settings).run(wake, listener, stop)
         finally:
             LEADER.set(0)
             listener.cancel()
             publisher.close()
 
 
-async def relay_forever(settings: Settings) -> None:
+async def relay_until_stopped(settings: Settings) -> None:
+    """Relay, retrying with capped backoff, until SIGTERM or SIGINT: then finish the batch under way and exit,
+    so a relay that hands over to another never leaves events it published unmarked."""
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(_RETRIED),
         wait=wait_random_exponential(multiplier=0.2, max=settings.relay_max_backoff_seconds),
         before_sleep=before_sleep_log(log, logging.WARNING),
     )
-    await retrying(lead, settings)
+    await retrying(lead, settings, stop)
+    log.info("relay stopped")
 
 
 def main() -> None:
     settings = get_settings()
     configure_logging("relay", settings.log_level)
     start_http_server(settings.relay_metrics_port)
-    asyncio.run(relay_forever(settings))
+    asyncio.run(relay_until_stopped(settings))
 
 
 if __name__ == "__main__":
