@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pika
 import psycopg
@@ -13,9 +14,11 @@ import requests
 
 from shared.broker import DEAD_LETTER_QUEUE, DEATH_REASON_HEADER, EVENTS_EXCHANGE
 from tests.conftest import Launch
+from tests.support.data import new_contact
 from tests.support.infra import Infra
-from tests.support.processes import wait_until
+from tests.support.processes import ServiceProcess, wait_until
 from tests.support.read_side import start_history_worker
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -159,3 +162,53 @@ def test_metrics_report_lag_queue_depth_and_outcomes(worker: str, publisher: Pub
         "history_worker_record_lag_seconds_bucket",
     ):
         assert name in metrics
+
+
+def recorded_by(probes: str) -> float:
+    metrics = requests.get(f"{probes}/metrics", timeout=5).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith('history_worker_events_total{outcome="recorded"}')
+    )
+
+
+def test_a_worker_cut_off_from_rabbitmq_reconnects_and_no_version_is_lost_or_doubled(
+    launch: Launch, infra: Infra, command_api: str, relay: ServiceProcess
+) -> None:
+    amqp = urlsplit(infra.amqp_url)
+    proxy = TcpProxy(amqp.hostname or "127.0.0.1", amqp.port or 5672)
+    netloc = f"{amqp.username}:{amqp.password}@127.0.0.1:{proxy.port}"
+    try:
+        _, probes = start_history_worker(
+            launch,
+            "history-worker-proxied",
+            amqp_url=urlunsplit(amqp._replace(netloc=netloc)),
+            history_max_backoff_seconds=0.5,
+        )
+        ids = [
+            requests.post(f"{command_api}/api/contacts", json=new_contact(), timeout=30).json()["id"] for _ in range(4)
+        ]
+
+        def write_a_version() -> None:
+            for contact_id in ids:
+                reply = requests.patch(
+                    f"{command_api}/api/contacts/{contact_id}", json={"first_name": uuid.uuid4().hex[:8]}, timeout=10
+                )
+                assert reply.status_code == 200, reply.text
+
+        write_a_version()
+        proxy.cut()
+        wait_until(lambda: requests.get(f"{probes}/readyz", timeout=5).status_code == 503, message="the loss")
+        write_a_version()
+        before = recorded_by(probes)
+        proxy.restore()
+        wait_until(lambda: requests.get(f"{probes}/readyz", timeout=5).ok, message="the worker to reconnect")
+        for _ in range(3):
+            write_a_version()
+        expected = [1, 2, 3, 4, 5, 6]
+        for contact_id in ids:
+            wait_until(lambda cid=contact_id: [v for v, _, _ in versions(infra, cid)] == expected, timeout=20)
+        assert recorded_by(probes) > before, "the reconnected worker took its share of the events"
+    finally:
+        proxy.close()
