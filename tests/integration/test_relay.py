@@ -96,3 +96,26 @@ def test_a_second_relay_waits_for_the_leader_and_no_event_is_published_twice(
     assert sorted(ids) == sorted(created)
     seqs = [event.body["seq"] for event in events.events]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+
+def test_events_numbered_but_never_confirmed_are_sent_first_and_keep_their_numbers(
+    command_api: str, launch: Launch, events: EventTap, infra: Infra, no_other_relay: None
+) -> None:
+    created = write_many(command_api, 3)
+    with psycopg.connect(infra.database_url) as conn:
+        # What a relay that died between numbering and publishing leaves behind: two rows with a seq.
+        numbered = conn.execute(
+            """WITH counter AS (UPDATE relay_state SET last_seq = last_seq + 2 RETURNING last_seq),
+                    oldest AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM outbox
+                               WHERE published_at IS NULL ORDER BY id LIMIT 2)
+               UPDATE outbox SET seq = counter.last_seq - 2 + oldest.n FROM counter, oldest
+               WHERE outbox.id = oldest.id RETURNING (payload->>'contact_id')::bigint, seq"""
+        ).fetchall()
+    start_relay(launch, "relay-after-a-crash", relay_poll_seconds=0.2)
+    delivered = events.wait_for(3, lambda body: body["contact_id"] in created)
+    events.settle()
+    assert [(event.body["contact_id"], event.body["seq"]) for event in delivered[:2]] == sorted(
+        numbered, key=lambda r: r[1]
+    )
+    seqs = [event.body["seq"] for event in events.events if event.body["contact_id"] in created]
+    assert len(seqs) == 3 and seqs == sorted(set(seqs))

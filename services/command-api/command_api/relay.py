@@ -43,6 +43,28 @@ LAG = Histogram(
 LEADER = Gauge("relay_is_leader", "1 while this relay holds the leader lock")
 
 Row = dict[str, Any]
+
+_RETURNED = "outbox.id, outbox.routing_key, outbox.payload, outbox.correlation_id, outbox.seq, outbox.created_at"
+
+# One statement, so atomic: take the oldest new rows, advance the stream's counter by as many, and store
+# each row's `seq` (in id order) before anything is published. Nothing is written when nothing is new.
+_NUMBER_NEXT_BATCH = f"""
+    WITH batch AS (
+        SELECT id, row_number() OVER (ORDER BY id) AS n
+        FROM (SELECT id FROM outbox WHERE published_at IS NULL AND seq IS NULL ORDER BY id LIMIT %(limit)s) AS next
+    ),
+    counter AS (
+        UPDATE relay_state SET last_seq = last_seq + (SELECT count(*) FROM batch)
+        WHERE EXISTS (SELECT 1 FROM batch)
+        RETURNING last_seq - (SELECT count(*) FROM batch) AS before
+    )
+    UPDATE outbox SET seq = counter.before + batch.n FROM batch, counter
+    WHERE outbox.id = batch.id
+    RETURNING {_RETURNED}"""
+
+_NUMBERED_UNPUBLISHED = f"""
+    SELECT {_RETURNED} FROM outbox
+    WHERE published_at IS NULL AND seq IS NOT NULL ORDER BY seq LIMIT %(limit)s"""
 _RETRIED = (psycopg.OperationalError, AMQPError, BrokerConnectionLost, PublishRefused, OSError, TimeoutError)
 
 
@@ -59,6 +81,7 @@ class OutboxRelay:
         state = await (await self._conn.execute("SELECT epoch FROM relay_state")).fetchone()
         assert state is not None
         self._epoch = str(state["epoch"])
+        await self._resend_numbered()
         while not stop.is_set():
             wake.clear()
             if await self.relay_batch() < self._settings.relay_batch_size:
@@ -68,19 +91,25 @@ class OutboxRelay:
                 listener.result()  # the LISTEN connection failed: start over
 
     async def relay_batch(self) -> int:
-        """Publish one batch of unpublished events; returns how many."""
-        rows = await (
-            await self._conn.execute(
-                """SELECT id, routing_key, payload, correlation_id, seq, created_at FROM outbox
-                   WHERE published_at IS NULL ORDER BY seq NULLS LAST, id LIMIT %s""",
-                (self._settings.relay_batch_size,),
-            )
-        ).fetchall()
+        """Number the next batch of new events and publish it; returns how many."""
+        rows = await self._rows(_NUMBER_NEXT_BATCH, self._settings.relay_batch_size)
+        await self._publish_batch(rows)
+        return len(rows)
+
+    async def _resend_numbered(self) -> None:
+        """Publish what an earlier leader numbered but never saw confirmed, in `seq` order, before anything new."""
+        while rows := await self._rows(_NUMBERED_UNPUBLISHED, self._settings.relay_batch_size):
+            await self._publish_batch(rows)
+
+    async def _rows(self, query: str, limit: int) -> list[Row]:
+        rows = await (await self._conn.execute(query, {"limit": limit})).fetchall()
+        return sorted(rows, key=lambda row: int(row["seq"]))
+
+    async def _publish_batch(self, rows: list[Row]) -> None:
+        """Publish the rows with confirms in flight together; mark those confirmed; raise the first failure."""
         if not rows:
-            return 0
-        await self._number([row for row in rows if row["seq"] is None])
-        settled = [self._publish(row) for row in rows]
-        outcomes = await asyncio.gather(*settled, return_exceptions=True)
+            return
+        outcomes = await asyncio.gather(*(self._publish(row) for row in rows), return_exceptions=True)
         confirmed = [row for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
         if confirmed:
             await self._conn.execute(
@@ -93,27 +122,6 @@ class OutboxRelay:
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-        return len(rows)
-
-    async def _number(self, rows: list[Row]) -> None:
-        """Give each row the next `seq`, in order, and store it before anything is published."""
-        if not rows:
-            return
-        async with self._conn.transaction():
-            counter = await (
-                await self._conn.execute(
-                    "UPDATE relay_state SET last_seq = last_seq + %s RETURNING last_seq", (len(rows),)
-                )
-            ).fetchone()
-            assert counter is not None
-            first = counter["last_seq"] - len(rows) + 1
-            for offset, row in enumerate(rows):
-                row["seq"] = first + offset
-            await self._conn.execute(
-                "UPDATE outbox SET seq = numbered.seq FROM unnest(%s::bigint[], %s::bigint[]) AS numbered(id, seq)"
-                " WHERE outbox.id = numbered.id",
-                ([row["id"] for row in rows], [row["seq"] for row in rows]),
-            )
 
     def _publish(self, row: Row) -> "asyncio.Future[None]":
         payload = row["payload"]
