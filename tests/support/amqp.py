@@ -19,9 +19,26 @@ class Delivered:
     body: dict[str, Any]
 
 
-class EventTap:
+class BrokerClient:
+    """A test's own blocking connection to RabbitMQ, pumped only while the test waits on it."""
+
     def __init__(self, amqp_url: str) -> None:
         self._connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+
+    def settle(self, seconds: float = 0.5) -> None:
+        """Keep the connection's I/O going a little longer, to see anything that should (not) come."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self._connection.process_data_events(time_limit=0.05)
+
+    def close(self) -> None:
+        if self._connection.is_open:
+            self._connection.close()
+
+
+class EventTap(BrokerClient):
+    def __init__(self, amqp_url: str) -> None:
+        super().__init__(amqp_url)
         self._channel = self._connection.channel()
         declare_topology(self._channel)
         self._queue = self._channel.queue_declare(queue="", exclusive=True).method.queue
@@ -43,13 +60,3 @@ class EventTap:
 
     def of_contact(self, contact_id: int, count: int, timeout: float = 10.0) -> list[Delivered]:
         return self.wait_for(count, lambda body: body["contact_id"] == contact_id, timeout)
-
-    def settle(self, seconds: float = 0.5) -> None:
-        """Keep collecting a little longer, to see anything that should not come."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            self._connection.process_data_events(time_limit=0.05)
-
-    def close(self) -> None:
-        if self._connection.is_open:
-            self._connection.close()

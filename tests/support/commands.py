@@ -11,6 +11,7 @@ import pika
 import requests
 
 from shared.broker import COMMANDS_EXCHANGE, DEAD_LETTER_EXCHANGE, declare_topology
+from tests.support.amqp import BrokerClient
 from tests.support.infra import Infra
 from tests.support.processes import TIMEOUT_FACTOR, ServiceProcess, free_port
 from tests.support.stack import Launch
@@ -21,7 +22,7 @@ def start_command_consumer(launch: Launch, name: str = "command-consumer", **env
     return launch(name, ["python", "-m", "command_api.consumer"], port=port, command_consumer_port=port, **env)
 
 
-class CommandBus:
+class CommandBus(BrokerClient):
     """One connection of a test's own: publishes commands with confirms, collects replies and dead letters.
 
     Replies come to an exclusive queue (`reply_to`); every dead letter from now on to another exclusive
@@ -30,7 +31,7 @@ class CommandBus:
 
     def __init__(self, amqp_url: str, app_id: str | None = "test-service") -> None:
         self._app_id = app_id
-        self._connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        super().__init__(amqp_url)
         self._channel = self._connection.channel()
         self._channel.confirm_delivery()
         declare_topology(self._channel)
@@ -77,15 +78,6 @@ class CommandBus:
     def waiting(self, queue: str) -> int:
         """How many messages wait in `queue`, ready for a consumer (the broker's own count, not the console's)."""
         return int(self._channel.queue_declare(queue, passive=True).method.message_count)
-
-    def settle(self, seconds: float = 0.5) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            self._connection.process_data_events(time_limit=0.05)
-
-    def close(self) -> None:
-        if self._connection.is_open:
-            self._connection.close()
 
     def _pump_until(self, condition: Callable[[], bool], timeout: float, what: str, fail: bool = True) -> None:
         deadline = time.monotonic() + timeout * TIMEOUT_FACTOR

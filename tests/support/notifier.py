@@ -13,6 +13,7 @@ from websockets.frames import Close
 from websockets.sync.client import ClientConnection, connect
 
 from shared.broker import EVENTS_EXCHANGE
+from tests.support.amqp import BrokerClient
 from tests.support.processes import TIMEOUT_FACTOR, ServiceProcess, free_port
 from tests.support.stack import Launch
 
@@ -66,12 +67,12 @@ class LiveClient:
         self.connection.close()
 
 
-class RelayLike:
+class RelayLike(BrokerClient):
     """Publishes events to `contacts.events` as the relay does: seq taken from `relay_state`, epoch header."""
 
     def __init__(self, database_url: str, amqp_url: str) -> None:
+        super().__init__(amqp_url)
         self._database_url = database_url
-        self._connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
         self._channel = self._connection.channel()
         self._channel.confirm_delivery()
         self.bodies: dict[int, bytes] = {}
@@ -93,10 +94,6 @@ class RelayLike:
     def publish_raw(self, body: bytes, headers: dict[str, Any]) -> None:
         properties = pika.BasicProperties(content_type="application/json", headers=headers)
         self._channel.basic_publish(EVENTS_EXCHANGE, "contact.updated", body, properties)
-
-    def close(self) -> None:
-        if self._connection.is_open:
-            self._connection.close()
 
 
 #: Synthetic events name contacts far beyond real ids, so the history worker never confuses the two.
