@@ -1,7 +1,8 @@
 """S2: PATCH throughput and latency through command-api (events relayed) next to the same SQL done directly.
 
-Baselines in the same run: the transaction command-api runs for a PATCH (lock the row, update it,
-append the outbox row whose trigger notifies the relay), issued with psycopg from 16 threads; and
+Baselines in the same run: the transaction command-api runs for a PATCH (its own statements: lock the
+row, then update it and append the outbox row, whose trigger notifies the relay, in one statement),
+issued with psycopg from 16 threads; and
 pgbench's simple-update script at 16 clients, for reference.
 """
 
@@ -14,7 +15,8 @@ import time
 import uuid
 
 import psycopg
-from psycopg.types.json import Json
+from command_api.store import LOCK, UPDATE, write_parameters
+from psycopg.rows import dict_row
 
 from bench.measure import Load, median, percentile, table, verdict, wrk
 from tests.support.infra import Infra
@@ -49,33 +51,25 @@ def seed(database_url: str, count: int) -> list[int]:
 
 
 def direct_sql(database_url: str, ids: list[int], clients: int, seconds: float) -> Load:
-    """The PATCH transaction without HTTP, Flask or pydantic, from `clients` threads."""
+    """command-api's PATCH statements (store.LOCK, then store.UPDATE with its outbox row) from `clients`
+    threads with psycopg: no HTTP, Flask or pydantic."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
     deadline = time.monotonic() + seconds
 
     def client(samples: list[float]) -> None:
-        with psycopg.connect(database_url, autocommit=False) as conn:
+        with psycopg.connect(database_url, row_factory=dict_row) as conn:
             while time.monotonic() < deadline:
-                contact_id = random.choice(ids)
                 started = time.perf_counter()
                 with conn.transaction():
-                    conn.execute(
-                        "SELECT id, first_name, last_name, email, phone, version, created_at, updated_at"
-                        " FROM contacts WHERE id = %s AND deleted_at IS NULL FOR UPDATE",
-                        (contact_id,),
-                    ).fetchone()
-                    conn.execute(
-                        "UPDATE contacts SET first_name = %s, last_name = %s, email = %s, phone = %s,"
-                        " version = version + 1, updated_at = now() WHERE id = %s RETURNING version, updated_at",
-                        ("Bench", "Direct", f"direct.{contact_id}@example.com", "+1 555 0100 01", contact_id),
-                    ).fetchone()
-                    event_id = str(uuid.uuid4())
-                    conn.execute(
-                        "INSERT INTO outbox (event_id, routing_key, payload, correlation_id) VALUES (%s, %s, %s, %s)",
-                        (event_id, "contact.updated", Json({"event_id": event_id, "type": "contact.updated"}), None),
-                    )
+                    row = conn.execute(LOCK, (random.choice(ids),)).fetchone()
+                    assert row is not None
+                    now = row.pop("now")
+                    phone = f"+1 555 {random.randint(0, 9999999):07d}"
+                    contact = {**row, "phone": phone, "version": row["version"] + 1, "updated_at": now}
+                    snapshot = {field: str(value) for field, value in contact.items()}
+                    event = {"type": "contact.updated", "event_id": str(uuid.uuid4()), "contact": snapshot}
+                    conn.execute(UPDATE, write_parameters(contact, event, None))
                 samples.append((time.perf_counter() - started) * 1000)
-        conn.close()
 
     threads = [threading.Thread(target=client, args=(samples,)) for samples in latencies]
     for thread in threads:

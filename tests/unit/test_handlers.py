@@ -17,27 +17,27 @@ ADA = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com",
 class FakeStore(ContactStore):
     def __init__(self) -> None:
         self.contacts: dict[int, Contact] = {}
-        self.events: list[tuple[dict[str, Any], str, str | None]] = []
+        self.events: list[tuple[dict[str, Any], str | None]] = []
+        self.last_id = 0
 
-    def insert(self, data: dict[str, str]) -> Contact:
-        now = datetime.now(UTC)
-        contact = Contact(id=len(self.contacts) + 1, version=1, created_at=now, updated_at=now, **data)
+    def reserve_id(self) -> tuple[int, datetime]:
+        self.last_id += 1
+        return self.last_id, datetime.now(UTC)
+
+    def lock(self, contact_id: int) -> tuple[Contact, datetime] | None:
+        contact = self.contacts.get(contact_id)
+        return None if contact is None else (contact, datetime.now(UTC))
+
+    def insert(self, contact: Contact, event: dict[str, Any], correlation_id: str | None) -> None:
+        self.update(contact, event, correlation_id)
+
+    def update(self, contact: Contact, event: dict[str, Any], correlation_id: str | None) -> None:
         self.contacts[contact.id] = contact
-        return contact
+        self.events.append((event, correlation_id))
 
-    def lock(self, contact_id: int) -> Contact | None:
-        return self.contacts.get(contact_id)
-
-    def update(self, contact_id: int, data: dict[str, str], version: int) -> Contact:
-        updated = self.contacts[contact_id].model_copy(update={**data, "version": version})
-        self.contacts[contact_id] = updated
-        return updated
-
-    def mark_deleted(self, contact_id: int, version: int) -> Contact:
-        return self.contacts.pop(contact_id).model_copy(update={"version": version})
-
-    def append_event(self, event: dict[str, Any], routing_key: str, correlation_id: str | None) -> None:
-        self.events.append((event, routing_key, correlation_id))
+    def mark_deleted(self, contact: Contact, event: dict[str, Any], correlation_id: str | None) -> None:
+        del self.contacts[contact.id]
+        self.events.append((event, correlation_id))
 
 
 @pytest.fixture
@@ -48,8 +48,8 @@ def store() -> FakeStore:
 def test_create_records_a_created_event_naming_every_field(store: FakeStore) -> None:
     contact = apply(store, CreateContact(ADA), ORIGIN)
     assert contact is not None
-    [(event, routing_key, correlation_id)] = store.events
-    assert routing_key == "contact.created" and correlation_id == "trace-1"
+    [(event, correlation_id)] = store.events
+    assert event["type"] == "contact.created" and correlation_id == "trace-1"
     assert event["contact"] == contact.model_dump(mode="json")
     assert event["changed_fields"] == ["first_name", "last_name", "email", "phone"]
     assert (event["version"], event["source"]) == (1, "api")
@@ -85,8 +85,8 @@ def test_a_bad_merge_patch_is_invalid(store: FakeStore, patch: Any) -> None:
 def test_delete_records_an_event_without_a_snapshot(store: FakeStore) -> None:
     apply(store, CreateContact(ADA), ORIGIN)
     assert apply(store, DeleteContact(1, expected_version=1), ORIGIN) is None
-    event, routing_key, _ = store.events[-1]
-    assert routing_key == "contact.deleted"
+    event, _ = store.events[-1]
+    assert event["type"] == "contact.deleted"
     assert (event["contact"], event["version"], event["changed_fields"]) == (None, 2, [])
 
 

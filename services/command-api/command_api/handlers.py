@@ -7,15 +7,17 @@ import hashlib
 import json
 import uuid
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
-from psycopg import Connection
+from psycopg import Connection, errors
 from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
 from command_api.errors import (
     CommandRefused,
     ContactNotFound,
+    DuplicateEmail,
     IdempotencyKeyReused,
     InvalidContact,
     VersionMismatch,
@@ -71,19 +73,28 @@ class ContactHandlers:
 
     def handle(self, command: Command, origin: Origin) -> Contact | None:
         """Apply the command; returns the contact as it now is (None after a delete)."""
-        with self._pool.connection() as conn, conn.transaction():
-            store = ContactStore(conn)
-            key = origin.idempotency_key
-            if key is None:
-                return apply(store, command, origin)
-            earlier = store.claim_idempotency_key(key, fingerprint(command))
-            if earlier is not None:
-                if earlier["fingerprint"] != fingerprint(command):
-                    raise IdempotencyKeyReused()
-                return None if earlier["result"] is None else Contact.model_validate(earlier["result"])
-            contact = apply(store, command, origin)
-            store.record_idempotent_result(key, contact)
-            return contact
+        try:
+            # Pipeline mode: statements travel together until one's result is needed (see store.py).
+            with self._pool.connection() as conn, conn.transaction():
+                return self._handle(ContactStore(conn), command, origin)
+        except errors.UniqueViolation as error:
+            if error.diag.constraint_name == "contacts_email_key":
+                raise DuplicateEmail() from None
+            raise
+
+    @staticmethod
+    def _handle(store: ContactStore, command: Command, origin: Origin) -> Contact | None:
+        key = origin.idempotency_key
+        if key is None:
+            return apply(store, command, origin)
+        earlier = store.claim_idempotency_key(key, fingerprint(command))
+        if earlier is not None:
+            if earlier["fingerprint"] != fingerprint(command):
+                raise IdempotencyKeyReused()
+            return None if earlier["result"] is None else Contact.model_validate(earlier["result"])
+        contact = apply(store, command, origin)
+        store.record_idempotent_result(key, contact)
+        return contact
 
 
 def fingerprint(command: Command) -> str:
@@ -95,25 +106,28 @@ def apply(store: ContactStore, command: Command, origin: Origin) -> Contact | No
     """Run one command against the store; the caller owns the transaction."""
     match command:
         case CreateContact(body):
-            contact = store.insert(_validated(body).model_dump())
-            _record(store, "contact.created", contact, list(CONTACT_FIELDS), origin)
+            data = _validated(body)
+            contact_id, now = store.reserve_id()
+            contact = Contact(id=contact_id, version=1, created_at=now, updated_at=now, **data.model_dump())
+            event = _event("contact.created", contact, list(CONTACT_FIELDS), origin)
+            store.insert(contact, event, origin.correlation_id)
             return contact
         case ReplaceContact(contact_id, body, expected_version):
             data = _validated(body)
-            return _update(store, _locked(store, contact_id, expected_version), data, origin)
+            return _update(store, *_locked(store, contact_id, expected_version), data, origin)
         case PatchContact(contact_id, patch, expected_version):
             if not isinstance(patch, dict):
                 raise InvalidContact(
                     "a merge patch is a JSON object", [{"field": "body", "message": "expected an object"}]
                 )
-            current = _locked(store, contact_id, expected_version)
+            current, now = _locked(store, contact_id, expected_version)
             merged = {**current.data(), **patch}
             data = _validated({field: value for field, value in merged.items() if value is not None})
-            return _update(store, current, data, origin)
+            return _update(store, current, now, data, origin)
         case DeleteContact(contact_id, expected_version):
-            current = _locked(store, contact_id, expected_version)
-            deleted = store.mark_deleted(contact_id, current.version + 1)
-            _record(store, "contact.deleted", deleted, [], origin)
+            current, now = _locked(store, contact_id, expected_version)
+            deleted = _next_version(current, now)
+            store.mark_deleted(deleted, _event("contact.deleted", deleted, [], origin), origin.correlation_id)
             return None
     raise CommandRefused(f"unknown command {command!r}")
 
@@ -125,29 +139,35 @@ def _validated(body: Any) -> ContactData:
         raise InvalidContact.from_validation_error(error) from None
 
 
-def _locked(store: ContactStore, contact_id: int, expected_version: int | None) -> Contact:
-    current = store.lock(contact_id) if 0 < contact_id <= _MAX_ID else None
-    if current is None:
+def _locked(store: ContactStore, contact_id: int, expected_version: int | None) -> tuple[Contact, datetime]:
+    locked = store.lock(contact_id) if 0 < contact_id <= _MAX_ID else None
+    if locked is None:
         raise ContactNotFound(contact_id)
+    current = locked[0]
     if expected_version is not None and expected_version != current.version:
         raise VersionMismatch(expected_version, current.version)
-    return current
+    return locked
 
 
-def _update(store: ContactStore, current: Contact, data: ContactData, origin: Origin) -> Contact:
+def _next_version(current: Contact, now: datetime, data: ContactData | None = None) -> Contact:
+    changes: dict[str, Any] = {"version": current.version + 1, "updated_at": now}
+    return current.model_copy(update=changes if data is None else {**changes, **data.model_dump()})
+
+
+def _update(store: ContactStore, current: Contact, now: datetime, data: ContactData, origin: Origin) -> Contact:
     """Write a new version if anything changed; a write that changes nothing is not a new version."""
     new = data.model_dump()
     changed = [field for field in CONTACT_FIELDS if new[field] != getattr(current, field)]
     if not changed:
         return current
-    contact = store.update(current.id, new, current.version + 1)
-    _record(store, "contact.updated", contact, changed, origin)
+    contact = _next_version(current, now, data)
+    store.update(contact, _event("contact.updated", contact, changed, origin), origin.correlation_id)
     return contact
 
 
-def _record(store: ContactStore, event_type: str, state: Contact, changed_fields: list[str], origin: Origin) -> None:
-    """Append the event body of SPEC §4 (all but `seq`, which the relay assigns when it publishes)."""
-    event = {
+def _event(event_type: str, state: Contact, changed_fields: list[str], origin: Origin) -> dict[str, Any]:
+    """The event body of SPEC §4 (all but `seq`, which the relay assigns when it publishes)."""
+    return {
         "type": event_type,
         "event_id": str(uuid.uuid4()),
         "contact_id": state.id,
@@ -157,4 +177,3 @@ def _record(store: ContactStore, event_type: str, state: Contact, changed_fields
         "source": origin.source,
         "at": state.updated_at.isoformat().replace("+00:00", "Z"),
     }
-    store.append_event(event, event_type, origin.correlation_id)
