@@ -1,14 +1,28 @@
 """What every gunicorn configuration of ours shares: metrics summed across workers, and JSON logs."""
 
+import logging
 import os
 import tempfile
 from typing import Any
 
+from gunicorn.glogging import Logger
+
 from shared.logs import logging_config
 
 
+class QuietAccessLogger(Logger):  # type: ignore[misc]  # gunicorn ships no type hints
+    """gunicorn's logger, except that an access-log line is built only when `gunicorn.access` would print it.
+
+    gunicorn builds every line whenever a logging config is given, even one that silences the access log.
+    """
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if self.access_log.isEnabledFor(logging.INFO):
+            super().access(resp, req, environ, request_time)
+
+
 def prepare(service: str, log_level: str) -> dict[str, Any]:
-    """Call at the top of a gunicorn.conf.py; returns its `logconfig_dict`.
+    """Call at the top of a gunicorn.conf.py; returns its `logconfig_dict` (use it with QuietAccessLogger).
 
     The metrics directory is set before any worker imports prometheus_client, so that `/metrics`
     of any worker reports the sum over all of them.

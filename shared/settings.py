@@ -28,6 +28,7 @@ class Settings(BaseSettings):
 
     relay_batch_size: int = Field(500, ge=1)
     relay_poll_seconds: float = 1.0
+    relay_linger_seconds: float = Field(0.005, ge=0)  # after a wake-up, before numbering the batch
     relay_max_backoff_seconds: float = 10.0
     outbox_retention_hours: float = 24.0
 

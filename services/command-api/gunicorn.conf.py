@@ -2,7 +2,7 @@
 
 import resource
 
-from shared.gunicorn_base import child_exit, prepare
+from shared.gunicorn_base import QuietAccessLogger, child_exit, prepare
 from shared.settings import get_settings
 
 _settings = get_settings()
@@ -10,8 +10,9 @@ _settings = get_settings()
 logconfig_dict = prepare("command-api", _settings.log_level)
 bind = f"0.0.0.0:{_settings.command_api_port}"
 workers = _settings.command_api_workers
-# gevent's own WSGI server: the same green model, measurably less CPU per request than gunicorn's parser.
-worker_class = "gunicorn.workers.ggevent.GeventPyWSGIWorker"
+# gunicorn's gevent worker rather than gevent's pywsgi: a held reply costs 22 KiB instead of 27.5 KiB
+# (3,000 held by one worker), for about 5% more CPU per keep-alive PATCH (docs/benchmarks.md, S4).
+worker_class = "gevent"
 worker_connections = _settings.command_api_worker_connections
 # Every timeout stays above the deferral of create replies.
 timeout = int(_settings.create_reply_delay_seconds) + 30
@@ -20,6 +21,7 @@ keepalive = 75
 # Room for bursts of new connections while the workers are busy (the kernel caps it at somaxconn).
 backlog = 4096
 accesslog = None
+logger_class = QuietAccessLogger
 wsgi_app = "command_api.app:create_app()"
 
 __all__ = ["child_exit", "on_starting"]  # gunicorn hooks, found by name
