@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationInfo
 
 CONTACT_FIELDS = ("first_name", "last_name", "email", "phone")
 READ_ONLY_FIELDS = frozenset({"id", "version", "created_at", "updated_at"})
@@ -14,7 +14,12 @@ READ_ONLY_FIELDS = frozenset({"id", "version", "created_at", "updated_at"})
 _PHONE_CHARACTERS = re.compile(r"\+?[0-9 ().\-]+")
 
 
-def _email(value: str) -> str:
+def _email(value: str, info: ValidationInfo) -> str:
+    """The normalised address. The contact's stored address, which a PATCH or PUT often leaves as it
+    was, passes as it is: it was validated when written, and email-validator is the dearest step of
+    validating a contact (~130 µs, a tenth of a PATCH's CPU)."""
+    if info.context is not None and value == info.context.get("stored_email"):
+        return value
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as error:
@@ -46,11 +51,14 @@ class ContactData(BaseModel):
     phone: Phone
 
     @classmethod
-    def from_body(cls, body: Any) -> "ContactData":
-        """Validate a request body, ignoring the read-only fields a client may echo back."""
+    def from_body(cls, body: Any, stored_email: str | None = None) -> "ContactData":
+        """Validate a request body, ignoring the read-only fields a client may echo back.
+
+        `stored_email` is the contact's current address, if it has one: kept as it is, it is not revalidated.
+        """
         if isinstance(body, dict):
             body = {key: value for key, value in body.items() if key not in READ_ONLY_FIELDS}
-        return cls.model_validate(body)
+        return cls.model_validate(body, context={"stored_email": stored_email})
 
 
 class Contact(BaseModel):

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     relay_linger_seconds: float = Field(0.005, ge=0)  # after a wake-up, before numbering the batch
     relay_max_backoff_seconds: float = 10.0
     outbox_retention_hours: float = 24.0
+    idempotency_key_retention_hours: float = 24.0  # a retry with the same key within this time replays
 
     # command-api's consumer of `command-api.commands` (python -m command_api.consumer)
     command_consumer_port: int = 8006

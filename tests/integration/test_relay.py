@@ -119,3 +119,28 @@ def test_events_numbered_but_never_confirmed_are_sent_first_and_keep_their_numbe
     )
     seqs = [event.body["seq"] for event in events.events if event.body["contact_id"] in created]
     assert len(seqs) == 3 and seqs == sorted(set(seqs))
+
+
+def test_the_relay_prunes_published_events_and_idempotency_keys_past_their_retention(
+    infra: Infra, launch: Launch, no_other_relay: None
+) -> None:
+    with psycopg.connect(infra.database_url, autocommit=True) as conn:
+        conn.execute(
+            """INSERT INTO outbox (event_id, routing_key, payload, created_at, seq, published_at)
+               VALUES (gen_random_uuid(), 'contact.updated', '{}', now() - interval '26 hours', -1,
+                       now() - interval '25 hours')"""
+        )
+        conn.execute(
+            """INSERT INTO idempotency_keys (key, fingerprint, created_at)
+               VALUES ('http:old-key', 'f', now() - interval '25 hours'), ('http:new-key', 'f', now())"""
+        )
+
+    start_relay(launch, "relay-pruning", relay_poll_seconds=0.2)
+
+    def remaining() -> tuple[int, list[str]]:
+        with psycopg.connect(infra.database_url) as conn:
+            old_events = conn.execute("SELECT count(*) FROM outbox WHERE seq = -1").fetchone()
+            keys = conn.execute("SELECT key FROM idempotency_keys WHERE key LIKE 'http:%-key'").fetchall()
+        return (old_events[0] if old_events else -1), sorted(key for (key,) in keys)
+
+    wait_until(lambda: remaining() == (0, ["http:new-key"]), timeout=15, message="old rows pruned, new ones kept")

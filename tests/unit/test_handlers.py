@@ -102,3 +102,13 @@ def test_invalid_contact_names_each_field() -> None:
     problem = refused.value.problem()
     assert problem["status"] == 422
     assert {error["field"] for error in problem["errors"]} == {"first_name", "last_name", "email", "phone"}
+
+
+def test_an_email_left_as_stored_is_not_revalidated_but_a_new_one_is(store: FakeStore) -> None:
+    apply(store, CreateContact(ADA), ORIGIN)
+    # Stored by an earlier rule that email-validator would refuse today: a PATCH of the phone keeps it.
+    store.contacts[1] = store.contacts[1].model_copy(update={"email": "ada@localhost"})
+    patched = apply(store, PatchContact(1, {"phone": "+1 555 0100 99"}), ORIGIN)
+    assert patched is not None and patched.email == "ada@localhost"
+    with pytest.raises(InvalidContact):
+        apply(store, PatchContact(1, {"email": "bea@localhost"}), ORIGIN)

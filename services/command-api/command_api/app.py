@@ -102,10 +102,13 @@ def _json_body() -> Any:
 
 
 def _idempotency_key() -> str | None:
+    """The request's Idempotency-Key, stored apart from the `command_id`s of RabbitMQ commands."""
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not TOKEN.fullmatch(key):
+    if key is None:
+        return None
+    if not TOKEN.fullmatch(key):
         raise BadRequest("Idempotency-Key must be 1 to 200 visible ASCII characters")
-    return key
+    return f"http:{key}"
 
 
 def _expected_version() -> int | None:

@@ -74,9 +74,13 @@ class ContactHandlers:
     def handle(self, command: Command, origin: Origin) -> Contact | None:
         """Apply the command; returns the contact as it now is (None after a delete)."""
         try:
-            # Pipeline mode: statements travel together until one's result is needed (see store.py).
-            with self._pool.connection() as conn, conn.transaction():
-                return self._handle(ContactStore(conn), command, origin)
+            with self._pool.connection() as conn:
+                if isinstance(command, CreateContact) and origin.idempotency_key is None:
+                    # Its one write statement is atomic by itself; the id it reserved before is lost if that
+                    # statement fails, like any sequence value.
+                    return apply(ContactStore(conn), command, origin)
+                with conn.transaction():
+                    return self._handle(ContactStore(conn), command, origin)
         except errors.UniqueViolation as error:
             if error.diag.constraint_name == "contacts_email_key":
                 raise DuplicateEmail() from None
@@ -113,8 +117,8 @@ def apply(store: ContactStore, command: Command, origin: Origin) -> Contact | No
             store.insert(contact, event, origin.correlation_id)
             return contact
         case ReplaceContact(contact_id, body, expected_version):
-            data = _validated(body)
-            return _update(store, *_locked(store, contact_id, expected_version), data, origin)
+            current, now = _locked(store, contact_id, expected_version)
+            return _update(store, current, now, _validated(body, current.email), origin)
         case PatchContact(contact_id, patch, expected_version):
             if not isinstance(patch, dict):
                 raise InvalidContact(
@@ -122,7 +126,7 @@ def apply(store: ContactStore, command: Command, origin: Origin) -> Contact | No
                 )
             current, now = _locked(store, contact_id, expected_version)
             merged = {**current.data(), **patch}
-            data = _validated({field: value for field, value in merged.items() if value is not None})
+            data = _validated({field: value for field, value in merged.items() if value is not None}, current.email)
             return _update(store, current, now, data, origin)
         case DeleteContact(contact_id, expected_version):
             current, now = _locked(store, contact_id, expected_version)
@@ -132,9 +136,9 @@ def apply(store: ContactStore, command: Command, origin: Origin) -> Contact | No
     raise CommandRefused(f"unknown command {command!r}")
 
 
-def _validated(body: Any) -> ContactData:
+def _validated(body: Any, stored_email: str | None = None) -> ContactData:
     try:
-        return ContactData.from_body(body)
+        return ContactData.from_body(body, stored_email)
     except ValidationError as error:
         raise InvalidContact.from_validation_error(error) from None
 

@@ -141,12 +141,17 @@ class OutboxRelay:
         return self._publisher.publish(EVENTS_EXCHANGE, row["routing_key"], body.encode(), properties)
 
     async def _prune_if_due(self) -> None:
+        """Forget what the write side keeps only for a while: published events and old idempotency keys."""
         if time.monotonic() < self._next_prune:
             return
         self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
         await self._conn.execute(
             "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => %s)",
             (self._settings.outbox_retention_hours * 3600,),
+        )
+        await self._conn.execute(
+            "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => %s)",
+            (self._settings.idempotency_key_retention_hours * 3600,),
         )
 
 

@@ -1,9 +1,11 @@
-"""Every SQL statement of the write side, on one connection inside the caller's transaction.
+"""Every SQL statement of the write side, on one connection of the caller's.
 
-A write is two statements between BEGIN and COMMIT: one reads (locks the contact, or reserves a new id)
-together with the transaction's time; the handler works out the new state and its event in Python; one
-statement writes both, the change and its outbox row. (psycopg's pipeline mode would save two round
-trips, but measured slower: its bookkeeping costs more Python than the round trips it saves.)
+A write is two statements: one reads — locks the contact, or reserves a new id — together with the
+transaction's time; the handler works out the new state and its event in Python; one statement writes
+both, the change and its outbox row. The handlers run the two in a transaction where they must be
+atomic together (an update, a delete, anything with an idempotency key); a plain create needs none,
+its write statement being atomic by itself. (psycopg's pipeline mode would save round trips too, but
+measured slower: its bookkeeping costs more Python than the round trips it saves.)
 """
 
 from datetime import datetime

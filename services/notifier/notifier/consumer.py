@@ -127,7 +127,7 @@ class EventConsumer:
         try:
             epoch, seq = decode_event(headers, body)
             self._fanout.publish(epoch, seq, body)
-            log.info("event pushed", extra={"seq": seq, "type": method.routing_key})
+            log.debug("event pushed", extra={"seq": seq, "type": method.routing_key})
         except NotAnEvent as error:
             REJECTED.inc()
             log.warning("dropped a non-event: %s", error, extra={"message_id": properties.message_id})
