@@ -2,12 +2,15 @@
 
 import logging
 import os
+import shutil
 import tempfile
 from typing import Any
 
 from gunicorn.glogging import Logger
 
 from shared.logs import logging_config
+
+_own_metrics_dirs: list[str] = []  # made by prepare(), removed by on_exit()
 
 
 class QuietAccessLogger(Logger):  # type: ignore[misc]  # gunicorn ships no type hints
@@ -27,8 +30,17 @@ def prepare(service: str, log_level: str) -> dict[str, Any]:
     The metrics directory is set before any worker imports prometheus_client, so that `/metrics`
     of any worker reports the sum over all of them.
     """
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix=f"{service}-metrics-"))
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        directory = tempfile.mkdtemp(prefix=f"{service}-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        _own_metrics_dirs.append(directory)
     return logging_config(service, log_level)
+
+
+def on_exit(server: object) -> None:
+    """gunicorn hook: remove the metrics directory `prepare` made, when the server stops."""
+    for directory in _own_metrics_dirs:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def child_exit(server: object, worker: Any) -> None:

@@ -4,7 +4,7 @@ A thread waiting on PostgreSQL releases the GIL, so a few threads per process ke
 without gevent's monkey-patching; the pool holds one connection per thread.
 """
 
-from shared.gunicorn_base import QuietAccessLogger, child_exit, prepare
+from shared.gunicorn_base import QuietAccessLogger, child_exit, on_exit, prepare
 from shared.settings import get_settings
 
 _settings = get_settings()
@@ -20,4 +20,4 @@ accesslog = None
 logger_class = QuietAccessLogger
 wsgi_app = "query_api.app:create_app()"
 
-__all__ = ["child_exit"]  # a gunicorn hook, found by name
+__all__ = ["child_exit", "on_exit"]  # gunicorn hooks, found by name
