@@ -107,7 +107,7 @@ def fingerprint(command: Command) -> str:
 
 
 def apply(store: ContactStore, command: Command, origin: Origin) -> Contact | None:
-    """Run one command against the store; the caller owns the transaction."""
+    """Run one command against the store, inside the transaction the caller opened if it needs one."""
     match command:
         case CreateContact(body):
             data = _validated(body)
