@@ -1,10 +1,13 @@
 """Every SQL statement of the read side, run on the read-only pool.
 
-Search is a case-insensitive substring match over one expression that a pg_trgm GIN index covers
-(migration 0002). A sorted search page is found one of two ways: first by walking the sort's index
-for at most WALK_BUDGET rows, which is enough when matches are common; if that walk does not fill the
-page, from the trigram index's matches sorted, which is quick when they are few. Every list pages by
-keyset on (sort key, id), so rows never shift between pages.
+Search is a case-insensitive substring match over `search_text`, a stored lowered haystack of the
+names, email and phone, which a pg_trgm GIN index covers and every sort index includes (migrations
+0002 and 0003). A sorted search page is found one of two ways: first by walking the sort's index for
+at most WALK_BUDGET entries, an index-only scan that tests each entry without visiting the table,
+which is enough when matches are common; if that walk does not fill the page, from the trigram
+index's matches, of which only the id and sort key are sorted, which is quick when they are few.
+Either way the page's full rows are then read by id. Every list pages by keyset on (sort key, id),
+so rows never shift between pages.
 """
 
 from typing import Any
@@ -17,8 +20,6 @@ from query_api.pages import ContactPage, HistoryEntry, HistoryPage
 from query_api.params import MAX_ID, MAX_VERSION, HistoryQuery, ListQuery, history_cursor, list_cursor
 from shared.models import Contact
 
-#: Must stay the expression of the `contacts_search` index, character for character.
-SEARCH_TEXT = SQL("lower(first_name || ' ' || last_name || chr(31) || email || chr(31) || phone)")
 #: Each must stay the expression of its `contacts_by_<field>` index.
 SORT_KEYS = {
     "last_name": SQL('last_name COLLATE "und-x-icu"'),
@@ -26,7 +27,7 @@ SORT_KEYS = {
     "email": SQL('email COLLATE "und-x-icu"'),
     "updated_at": SQL("updated_at"),
 }
-WALK_BUDGET = 2000
+WALK_BUDGET = 10_000
 
 _COLUMNS = SQL("id, first_name, last_name, email, phone, version, created_at, updated_at")
 
@@ -59,7 +60,6 @@ class ContactViews:
             "key": key,
             "direction": direction,
             "after": _after_condition(key, query),
-            "search_text": SEARCH_TEXT,
         }
         params: dict[str, Any] = {"limit": query.limit + 1, "budget": WALK_BUDGET}
         if query.after is not None:
@@ -120,23 +120,33 @@ _PAGE = SQL(
        ORDER BY {key} {direction}, id {direction} LIMIT %(limit)s"""
 )
 
-# The matches among the next WALK_BUDGET rows in sort order: enough when the term is common.
+# The full rows of a search page whose ids and sort keys the CTE `page` found.
+_PAGE_ROWS = """SELECT {columns}, page.sort_key FROM page JOIN contacts USING (id)
+       ORDER BY page.sort_key {direction}, id {direction}"""
+
+# The matches among the next WALK_BUDGET entries of the sort's index: enough when the term is common.
 _WALK = SQL(
-    """SELECT * FROM (
-           SELECT {columns}, {key} AS sort_key, {search_text} AS search_text FROM contacts
-           WHERE deleted_at IS NULL {after}
-           ORDER BY {key} {direction}, id {direction} LIMIT %(budget)s
-       ) AS walk
-       WHERE search_text LIKE '%%' || lower(%(term)s) || '%%'
-       ORDER BY sort_key {direction}, id {direction} LIMIT %(limit)s"""
+    """WITH page AS (
+           SELECT id, sort_key FROM (
+               SELECT id, {key} AS sort_key, search_text FROM contacts
+               WHERE deleted_at IS NULL {after}
+               ORDER BY {key} {direction}, id {direction} LIMIT %(budget)s
+           ) AS walk
+           WHERE search_text LIKE '%%' || lower(%(term)s) || '%%'
+           ORDER BY sort_key {direction}, id {direction} LIMIT %(limit)s
+       )
+       """
+    + _PAGE_ROWS
 )
 
 # Every match, from the trigram index, then sorted: quick when the term is rare. MATERIALIZED keeps
 # the planner from walking the sort's index instead, which it prefers when it overestimates matches.
 _MATCHES = SQL(
     """WITH matches AS MATERIALIZED (
-           SELECT {columns}, {key} AS sort_key FROM contacts
-           WHERE deleted_at IS NULL AND {search_text} LIKE '%%' || lower(%(term)s) || '%%' {after}
-       )
-       SELECT * FROM matches ORDER BY sort_key {direction}, id {direction} LIMIT %(limit)s"""
+           SELECT id, {key} AS sort_key FROM contacts
+           WHERE deleted_at IS NULL AND search_text LIKE '%%' || lower(%(term)s) || '%%' {after}
+       ),
+       page AS (SELECT * FROM matches ORDER BY sort_key {direction}, id {direction} LIMIT %(limit)s)
+       """
+    + _PAGE_ROWS
 )
