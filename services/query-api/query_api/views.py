@@ -16,7 +16,7 @@ from psycopg import Connection
 from psycopg.sql import SQL, Composed
 from psycopg_pool import ConnectionPool
 
-from query_api.pages import ContactPage, HistoryEntry, HistoryPage
+from query_api.pages import ContactPage, HistoryPage
 from query_api.params import MAX_ID, MAX_VERSION, HistoryQuery, ListQuery, history_cursor, list_cursor
 from shared.models import Contact
 
@@ -75,10 +75,9 @@ class ContactViews:
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         last = rows[-1] if more else None
-        return ContactPage(
-            items=[Contact.model_validate(row) for row in rows],
-            next_cursor=None if last is None else list_cursor(query.sort, last["sort_key"], last["id"]),
-        )
+        # One validation of the whole page (pydantic ignores each row's extra `sort_key`).
+        cursor = None if last is None else list_cursor(query.sort, last["sort_key"], last["id"])
+        return ContactPage.model_validate({"items": rows, "next_cursor": cursor})
 
     def history(self, contact_id: int, query: HistoryQuery) -> HistoryPage | None:
         """The contact's versions, newest first; None if the contact never existed."""
@@ -94,9 +93,8 @@ class ContactViews:
                 return None
         more = len(rows) > query.limit
         rows = rows[: query.limit]
-        return HistoryPage(
-            items=[HistoryEntry.model_validate(row) for row in rows],
-            next_cursor=history_cursor(rows[-1]["version"]) if more else None,
+        return HistoryPage.model_validate(
+            {"items": rows, "next_cursor": history_cursor(rows[-1]["version"]) if more else None}
         )
 
 
