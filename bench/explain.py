@@ -1,8 +1,8 @@
 """The plans in docs/queries.md: `python -m bench.explain DATABASE_URL`, on a database filled by bench.dataset.
 
-Runs the statements query-api runs for a page — the very statements of query_api.views, with the
-parameters a request binds — under `EXPLAIN (ANALYZE, BUFFERS)` as the read-only role, after one
-warm-up run each, and rewrites the document's plan sections; the prose above them is kept.
+Serves each request below with query_api.views itself, as the read-only role, recording every statement
+it runs (after one warm-up request), then runs each of them under `EXPLAIN (ANALYZE, BUFFERS)` and
+rewrites the document's plan sections; the prose above them is kept.
 """
 
 import sys
@@ -10,53 +10,64 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.sql import SQL, Composed, Identifier
-from query_api import views
-from query_api.params import ListQuery, parse_list_query
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+from query_api.params import parse_list_query
+from query_api.views import ContactViews
 
+from shared.db import session_options
 from shared.settings import get_settings
 
-#: (title, statement of query_api.views, query string of the request)
-CASES: list[tuple[str, SQL, dict[str, str]]] = [
-    ("List, first page, sort=last_name", views._PAGE, {"sort": "last_name"}),
-    ("Search `ada`, sort=last_name: step 1, the walk fills the page", views._WALK, {"search": "ada"}),
-    ("Search `lovelace.12`, sort=last_name: step 1, the walk finds too few", views._WALK, {"search": "lovelace.12"}),
-    ("Search `lovelace.12`, sort=last_name: step 2", views._MATCHES, {"search": "lovelace.12"}),
-    ("Search `o'connor`, sort=-last_name: step 2 (≈6,200 matches together in the sort order)", views._MATCHES,
-     {"search": "o'connor", "sort": "-last_name"}),
-    ("Search `7946` (phone digits), sort=email: step 2", views._MATCHES, {"search": "7946", "sort": "email"}),
+#: (title, query string of the request)
+CASES: list[tuple[str, dict[str, str]]] = [
+    ("List, first page, sort=last_name", {"sort": "last_name"}),
+    ("Search `ada` (≈10,000 matches, in every block), sort=last_name", {"search": "ada"}),
+    ("Search `smith` (≈6,200 matches, together in the sort order), sort=last_name", {"search": "smith"}),
+    ("Search `o'connor` (≈6,200 matches, together), sort=-last_name", {"search": "o'connor", "sort": "-last_name"}),
+    ("Search `lovelace.12` (≈60 matches), sort=last_name", {"search": "lovelace.12"}),
+    ("Search `7946` (≈700 matches; digits are in every block), sort=email", {"search": "7946", "sort": "email"}),
+    ("Search `grace` (no blocks for this order), sort=-updated_at", {"search": "grace", "sort": "-updated_at"}),
 ]  # fmt: skip
-
 
 DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "queries.md"
 PLANS = "\n## The plans\n"
 
+Statement = tuple[Any, Any]
 
-def statement(template: SQL, query: ListQuery) -> tuple[Composed, dict[str, Any]]:
-    """The statement and parameters query_api.views runs for `query` (first page)."""
-    key = views.SORT_KEYS[query.sort.field]
-    parts = {
-        "columns": views._COLUMNS,
-        "key": key,
-        "direction": SQL("DESC" if query.sort.descending else "ASC"),
-        "after": SQL(""),
-    }
-    params = {"limit": query.limit + 1, "budget": views.WALK_BUDGET, "term": views.like_pattern(query.search or "")}
-    return template.format(**parts), params
+
+class RecordingConnection(psycopg.Connection[dict[str, Any]]):
+    """A connection that notes every statement it runs, with its parameters."""
+
+    recorded: list[Statement] = []
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        RecordingConnection.recorded.append((query, params))
+        return super().execute(query, params, **kwargs)
 
 
 def main(url: str) -> None:
     prose = DOCUMENT.read_text().split(PLANS)[0]
     sections = [prose.rstrip() + "\n" + PLANS]
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(SQL("SET role {}").format(Identifier(get_settings().query_database_role or "contacts_reader")))
-        for title, template, args in CASES:
-            composed, params = statement(template, parse_list_query(args))
-            explain = SQL("EXPLAIN (ANALYZE, BUFFERS) ") + composed
-            conn.execute(explain, params, prepare=False)  # warm-up
-            plan = "\n".join(row[0] for row in conn.execute(explain, params, prepare=False).fetchall())
-            text = psycopg.ClientCursor(conn).mogrify(composed, params)
-            sections.append(f"### {title}\n\n```sql\n{text.strip()}\n```\n\n```\n{plan}\n```\n")
+    options = session_options(get_settings(), read_only_role=get_settings().query_database_role)
+    pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
+        url,
+        connection_class=RecordingConnection,
+        kwargs={"autocommit": True, "row_factory": dict_row, "options": options},
+        min_size=1,
+        max_size=1,
+    )
+    views = ContactViews(pool)
+    with pool, psycopg.connect(url, autocommit=True, options=options) as conn:
+        for title, args in CASES:
+            query = parse_list_query(args)
+            views.contacts(query)  # warm-up
+            RecordingConnection.recorded.clear()
+            views.contacts(query)
+            sections.append(f"### {title}\n")
+            for number, (statement, params) in enumerate(RecordingConnection.recorded, 1):
+                text = psycopg.ClientCursor(conn).mogrify(statement, params)
+                plan = "\n".join(row[0] for row in conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + text).fetchall())
+                sections.append(f"{number}.\n\n```sql\n{text.strip()}\n```\n\n```\n{plan}\n```\n")
     DOCUMENT.write_text("\n".join(sections))
 
 

@@ -3,7 +3,7 @@
 One relay leads at a time (a PostgreSQL advisory lock); others wait for the lock. The leader wakes on
 the outbox trigger's NOTIFY, publishes a batch with confirms in flight together, and only then marks the
 batch published. `seq` is stored before publishing, so a batch cut short by a lost connection is sent
-again with the same numbers.
+again with the same numbers. The leader also keeps house for the database (`keep_house`).
 """
 
 import asyncio
@@ -32,7 +32,7 @@ from shared.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 LEADER_LOCK = 7_140_000_001  # pg_advisory_lock key of the relay leader
-PRUNE_EVERY_SECONDS = 600.0
+HOUSEKEEPING_EVERY_SECONDS = 600.0
 
 PUBLISHED = Counter("relay_events_published_total", "Events published and confirmed by RabbitMQ")
 LAG = Histogram(
@@ -74,7 +74,6 @@ class OutboxRelay:
         self._publisher = publisher
         self._settings = settings
         self._epoch = ""
-        self._next_prune = 0.0
 
     async def run(self, wake: asyncio.Event, listener: "asyncio.Task[None]", stop: asyncio.Event) -> None:
         """Relay batch after batch until `stop` is set; a batch under way is always finished first."""
@@ -85,7 +84,6 @@ class OutboxRelay:
         while not stop.is_set():
             wake.clear()
             if await self.relay_batch() < self._settings.relay_batch_size:
-                await self._prune_if_due()
                 await _first_of([wake.wait(), stop.wait()], listener, self._settings.relay_poll_seconds)
                 # Let the commits that follow the one that woke us join its batch: under load this turns
                 # many batches of one or two events into fewer, larger ones, for a few ms of latency.
@@ -140,19 +138,26 @@ class OutboxRelay:
         )
         return self._publisher.publish(EVENTS_EXCHANGE, row["routing_key"], body.encode(), properties)
 
-    async def _prune_if_due(self) -> None:
-        """Forget what the write side keeps only for a while: published events and old idempotency keys."""
-        if time.monotonic() < self._next_prune:
-            return
-        self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
-        await self._conn.execute(
-            "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => %s)",
-            (self._settings.outbox_retention_hours * 3600,),
-        )
-        await self._conn.execute(
-            "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => %s)",
-            (self._settings.idempotency_key_retention_hours * 3600,),
-        )
+
+async def keep_house(settings: Settings) -> None:
+    """Every HOUSEKEEPING_EVERY_SECONDS, on a connection of its own so relaying never waits for it: forget
+    what the write side keeps only for a while (published events, old idempotency keys), and cut the
+    search blocks that grew too long (migration 0004)."""
+    while True:
+        try:
+            async with await _connect(settings) as conn:
+                await conn.execute(
+                    "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => %s)",
+                    (settings.outbox_retention_hours * 3600,),
+                )
+                await conn.execute(
+                    "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => %s)",
+                    (settings.idempotency_key_retention_hours * 3600,),
+                )
+                await conn.execute("CALL split_search_blocks()")
+        except psycopg.Error:
+            log.warning("housekeeping failed; trying again later", exc_info=True)
+        await asyncio.sleep(HOUSEKEEPING_EVERY_SECONDS)
 
 
 async def _first_of(waits: list[Coroutine[Any, Any, Any]], task: "asyncio.Task[None]", seconds: float) -> None:
@@ -194,11 +199,13 @@ async def lead(settings: Settings, stop: asyncio.Event) -> None:
         publisher = await ConfirmingPublisher.connect(settings.amqp_url)
         wake = asyncio.Event()
         listener = asyncio.create_task(_listen(listen_conn, wake))
+        housekeeping = asyncio.create_task(keep_house(settings))
         try:
             await OutboxRelay(conn, publisher, settings).run(wake, listener, stop)
         finally:
             LEADER.set(0)
             listener.cancel()
+            housekeeping.cancel()
             publisher.close()
 
 

@@ -2,18 +2,21 @@
 
 Search is a case-insensitive substring match over `search_text`, a stored lowered haystack of the
 names, email and phone, which a pg_trgm GIN index covers and every sort index includes (migrations
-0002 and 0003). A sorted search page is found one of two ways: first by walking the sort's index for
-at most WALK_BUDGET entries, an index-only scan that tests each entry without visiting the table,
-which is enough when matches are common; if that walk does not fill the page, from the trigram
-index's matches, of which only the id and sort key are sorted, which is quick when they are few.
-Either way the page's full rows are then read by id. Every list pages by keyset on (sort key, id),
-so rows never shift between pages.
+0002 and 0003). A sorted search page is found by walking the sort's index, an index-only scan that
+tests each entry without visiting the table, but only through the stretches that can hold a match:
+the name and email orders are cut into search blocks whose Bloom summaries tell which blocks lack
+one of the term's trigrams (migration 0004). The walk stops when the page is full, when no block is
+left, or after WALK_BUDGET entries; then the page comes from the trigram index's matches, of which
+only the id and sort key are sorted, which is quick because a term that needs it is rare. Either way
+the page's full rows are read by id in the same statement. Every list pages by keyset on (sort key,
+id), so rows never shift between pages.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 from psycopg import Connection
-from psycopg.sql import SQL, Composed
+from psycopg.sql import SQL, Composable, Composed, Literal
 from psycopg_pool import ConnectionPool
 
 from query_api.pages import ContactPage, HistoryPage
@@ -27,11 +30,17 @@ SORT_KEYS = {
     "email": SQL('email COLLATE "und-x-icu"'),
     "updated_at": SQL("updated_at"),
 }
+#: The sort orders cut into search blocks (migration 0004); their `sort_field` there.
+BLOCKED = frozenset({"last_name", "first_name", "email"})
 WALK_BUDGET = 10_000
+#: The most blocks a search walks through (each about 1,000 rows, see split_search_blocks).
+CANDIDATE_BLOCKS = 16
 
 _COLUMNS = SQL("id, first_name, last_name, email, phone, version, created_at, updated_at")
 
 Row = dict[str, Any]
+#: A stretch of the sort order to walk: from (lo key, lo id) up to (hi key, hi id); None for either end.
+Bound = tuple[str, int] | None
 
 
 def like_pattern(search: str) -> str:
@@ -61,7 +70,7 @@ class ContactViews:
             "direction": direction,
             "after": _after_condition(key, query),
         }
-        params: dict[str, Any] = {"limit": query.limit + 1, "budget": WALK_BUDGET}
+        params: dict[str, Any] = {"limit": query.limit + 1}
         if query.after is not None:
             params.update(after_key=query.after.key, after_id=query.after.id)
         with self._pool.connection() as conn:
@@ -69,9 +78,7 @@ class ContactViews:
                 rows = _fetch(conn, _PAGE.format(**parts), params)
             else:
                 params["term"] = like_pattern(query.search)
-                rows = _fetch(conn, _WALK.format(**parts), params)
-                if len(rows) <= query.limit:
-                    rows = _fetch(conn, _MATCHES.format(**parts), params)
+                rows = _search(conn, query, parts, params)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         last = rows[-1] if more else None
@@ -98,11 +105,130 @@ class ContactViews:
         )
 
 
-def _after_condition(key: SQL, query: ListQuery) -> Composed | SQL:
+def _after_condition(key: Composable, query: ListQuery) -> Composed | SQL:
     if query.after is None:
         return SQL("")
     comparison = SQL("<" if query.sort.descending else ">")
     return SQL("AND ({key}, id) {comparison} (%(after_key)s, %(after_id)s)").format(key=key, comparison=comparison)
+
+
+def _search(
+    conn: Connection[Row], query: ListQuery, parts: Mapping[str, Composable], params: dict[str, Any]
+) -> list[Row]:
+    """A search page: walked through the stretches that can hold matches, else from the trigram index."""
+    blocks = _candidate_blocks(conn, query)
+    walkable, all_of_them = _within_budget(blocks or [])
+    if blocks is None or (blocks and not walkable):  # nothing rules any part out: walk WALK_BUDGET entries
+        walk = _WALK.format(**parts, range=SQL(""), budget=SQL("LIMIT %(budget)s"))
+        rows = _fetch(conn, walk, {**params, "budget": WALK_BUDGET})
+        return rows if len(rows) == params["limit"] else _fetch(conn, _MATCHES.format(**parts), params)
+    exact = _walk_blocks(conn, query, parts, params, walkable, all_of_them)
+    return _fetch(conn, _MATCHES.format(**parts), params) if exact is None else exact
+
+
+def _walk_blocks(
+    conn: Connection[Row],
+    query: ListQuery,
+    parts: Mapping[str, Composable],
+    params: dict[str, Any],
+    walkable: list[Row],
+    all_of_them: bool,
+) -> list[Row] | None:
+    """The page from walking these candidate blocks in order, each stretch of them to its end; None if
+    the page is not full and blocks were left unwalked (then the trigram index must answer)."""
+    wanted = params["limit"]
+    # The first block alone, then the rest: what a whole first block holds tells whether the rest is worth
+    # walking. (Past a cursor, the first block is walked from the cursor on: it tells nothing.)
+    first, rest = ([], walkable) if query.after is not None else (walkable[:1], walkable[1:])
+    rows: list[Row] = []
+    for part in (first, rest):
+        for lo, hi in _stretches(part, query.sort.descending):
+            # OFFSET 0 keeps the walk a walk: the planner may not fold it into a scan of the trigram index.
+            walk = _WALK.format(**parts, range=_range_condition(parts["key"], lo, hi), budget=SQL("OFFSET 0"))
+            rows += _fetch(conn, walk, {**params, **_range_params(lo, hi), "limit": wanted - len(rows)})
+            if len(rows) == wanted:
+                return rows
+        if part is first and rest and not _likely_to_fill(len(rows), wanted, _size(first), _size(rest)):
+            return None
+    return rows if all_of_them else None
+
+
+def _size(blocks: list[Row]) -> int:
+    return sum(block["live_rows"] for block in blocks)
+
+
+def _likely_to_fill(found: int, wanted: int, walked: int, left: int) -> bool:
+    """Whether `left` more rows, as rich in matches as the `walked` ones gave `found`, fill the page."""
+    return (found + 1) * left >= (wanted - found) * walked
+
+
+def _candidate_blocks(conn: Connection[Row], query: ListQuery) -> list[Row] | None:
+    """The blocks past the cursor that may hold a match, in walking order, at most CANDIDATE_BLOCKS + 1
+    of them; None if the sort order has no blocks."""
+    if query.sort.field not in BLOCKED:
+        return None
+    after = SQL("")
+    if query.after is not None:
+        after = (
+            SQL("AND (block.lo_key, block.lo_id) < (%(after_key)s, %(after_id)s)")
+            if query.sort.descending
+            else _FROM_CURSOR_BLOCK
+        )
+    bits = conn.execute("SELECT search_term_bits(%s) AS bits", (query.search,)).fetchone()
+    assert bits is not None
+    # Each bit a literal, so that a block is tested a bit at a time rather than with a mask of them all;
+    # `<> 0` rather than `= 1` so that the planner expects most blocks to pass, and walks them in order.
+    has_bits = SQL(" ").join(SQL("AND get_bit(block.bloom, {}) <> 0").format(Literal(bit)) for bit in bits["bits"])
+    direction = SQL("DESC" if query.sort.descending else "ASC")
+    params: dict[str, Any] = {"field": query.sort.field, "blocks": CANDIDATE_BLOCKS + 1}
+    if query.after is not None:
+        params.update(after_key=query.after.key, after_id=query.after.id)
+    return conn.execute(_CANDIDATES.format(has_bits=has_bits, after=after, direction=direction), params).fetchall()
+
+
+def _within_budget(blocks: list[Row]) -> tuple[list[Row], bool]:
+    """The first blocks, as many as WALK_BUDGET rows and CANDIDATE_BLOCKS allow, and whether that is all
+    of them. A block not cut yet ends them: it may hold everything."""
+    walkable: list[Row] = []
+    rows = 0
+    for block in blocks[:CANDIDATE_BLOCKS]:
+        if block["live_rows"] is None or rows + block["live_rows"] > WALK_BUDGET:
+            return walkable, False
+        rows += block["live_rows"]
+        walkable.append(block)
+    return walkable, len(blocks) <= CANDIDATE_BLOCKS
+
+
+def _stretches(blocks: list[Row], descending: bool) -> list[tuple[Bound, Bound]]:
+    """Blocks in walking order as stretches of the sort order, neighbours joined: (lo, hi) each."""
+    stretches: list[tuple[Bound, Bound]] = []
+    for block in blocks:
+        lo: Bound = (block["lo_key"], block["lo_id"])
+        hi: Bound = None if block["hi_key"] is None else (block["hi_key"], block["hi_id"])
+        start, end = (hi, lo) if descending else (lo, hi)  # walking down, a stretch starts at its upper end
+        if stretches and stretches[-1][1] == start:
+            stretches[-1] = (stretches[-1][0], end)
+        else:
+            stretches.append((start, end))
+    return [(end, start) for start, end in stretches] if descending else stretches
+
+
+def _range_condition(key: Composable, lo: Bound, hi: Bound) -> Composed | SQL:
+    conditions = []
+    if lo is not None:
+        conditions.append(SQL("AND ({key}, id) >= (%(lo_key)s, %(lo_id)s)").format(key=key))
+    if hi is not None:
+        conditions.append(SQL("AND ({key}, id) < (%(hi_key)s, %(hi_id)s)").format(key=key))
+    return SQL(" ").join(conditions)
+
+
+def _range_params(lo: Bound, hi: Bound) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if lo is not None:
+        params.update(lo_key=lo[0], lo_id=lo[1])
+    if hi is not None:
+        params.update(hi_key=hi[0], hi_id=hi[1])
+    return params
 
 
 def _fetch(conn: Connection[Row], query: Composed, params: dict[str, Any]) -> list[Row]:
@@ -122,13 +248,38 @@ _PAGE = SQL(
 _PAGE_ROWS = """SELECT {columns}, page.sort_key FROM page JOIN contacts USING (id)
        ORDER BY page.sort_key {direction}, id {direction}"""
 
-# The matches among the next WALK_BUDGET entries of the sort's index: enough when the term is common.
+# The blocks of a sort order past the cursor whose Bloom summary has every bit in {has_bits}, in walking
+# order, each with where it ends: where the next block starts (none for the last).
+_CANDIDATES = SQL(
+    """SELECT block.lo_key, block.lo_id, block.live_rows, next.lo_key AS hi_key, next.lo_id AS hi_id
+       FROM (
+           SELECT sort_field, lo_key, lo_id, live_rows FROM search_blocks AS block
+           WHERE sort_field = %(field)s {has_bits} {after}
+           ORDER BY lo_key {direction}, lo_id {direction} LIMIT %(blocks)s
+       ) AS block
+       LEFT JOIN LATERAL (
+           SELECT lo_key, lo_id FROM search_blocks
+           WHERE sort_field = block.sort_field AND (lo_key, lo_id) > (block.lo_key, block.lo_id)
+           ORDER BY lo_key, lo_id LIMIT 1
+       ) AS next ON true
+       ORDER BY block.lo_key {direction}, block.lo_id {direction}"""
+)
+
+# Where a walk up the sort order starts: at the block that holds the cursor.
+_FROM_CURSOR_BLOCK = SQL(
+    """AND (block.lo_key, block.lo_id) >= (
+           SELECT lo_key, lo_id FROM search_blocks
+           WHERE sort_field = %(field)s AND (lo_key, lo_id) <= (%(after_key)s, %(after_id)s)
+           ORDER BY lo_key DESC, lo_id DESC LIMIT 1)"""
+)
+
+# The matches in a stretch of the sort's index (or among its first `budget` entries).
 _WALK = SQL(
     """WITH page AS (
            SELECT id, sort_key FROM (
                SELECT id, {key} AS sort_key, search_text FROM contacts
-               WHERE deleted_at IS NULL {after}
-               ORDER BY {key} {direction}, id {direction} LIMIT %(budget)s
+               WHERE deleted_at IS NULL {after} {range}
+               ORDER BY {key} {direction}, id {direction} {budget}
            ) AS walk
            WHERE search_text LIKE '%%' || lower(%(term)s) || '%%'
            ORDER BY sort_key {direction}, id {direction} LIMIT %(limit)s
