@@ -1,5 +1,7 @@
-"""The outbox relay: nothing lost while RabbitMQ is unreachable, nothing published twice, one leader at a time."""
+"""The outbox relay: nothing lost while RabbitMQ is unreachable, nothing published twice, one leader at a time;
+its housekeeping."""
 
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
@@ -144,3 +146,32 @@ def test_the_relay_prunes_published_events_and_idempotency_keys_past_their_reten
         return (old_events[0] if old_events else -1), sorted(key for (key,) in keys)
 
     wait_until(lambda: remaining() == (0, ["http:new-key"]), timeout=15, message="old rows pruned, new ones kept")
+
+
+def test_the_relay_cuts_search_blocks_that_grew_past_twice_their_size(
+    infra: Infra, launch: Launch, no_other_relay: None
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    with psycopg.connect(infra.database_url, autocommit=True) as conn:
+        conn.execute("CALL rebuild_search_blocks()")  # blocks of 1,000 rows, for the rows there are
+        conn.execute(
+            """INSERT INTO contacts (first_name, last_name, email, phone, version, created_at, updated_at)
+               SELECT 'Grew', 'Zzyzx-' || %(tag)s, 'grew.' || n || '.' || %(tag)s || '@example.com',
+                      '+1 555 0100', 1, now(), now()
+               FROM generate_series(1, 2500) AS n""",
+            {"tag": tag},
+        )
+        conn.execute("ANALYZE contacts")
+
+    start_relay(launch, "relay-cutting-blocks", relay_poll_seconds=0.2)
+
+    def blocks_of_the_new_rows() -> list[int]:
+        with psycopg.connect(infra.database_url) as conn:
+            rows = conn.execute(
+                "SELECT live_rows FROM search_blocks WHERE sort_field = 'last_name' AND lo_key LIKE %s",
+                (f"Zzyzx-{tag}%",),
+            ).fetchall()
+        return [live for (live,) in rows]
+
+    wait_until(lambda: len(blocks_of_the_new_rows()) >= 2, timeout=30, message="the grown block cut")
+    assert all(live <= 2000 for live in blocks_of_the_new_rows())

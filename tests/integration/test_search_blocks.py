@@ -37,7 +37,7 @@ _BLOOM_VIOLATIONS = """
         ORDER BY b.lo_key DESC, b.lo_id DESC LIMIT 1
     ) AS block
     WHERE c.deleted_at IS NULL
-      AND block.bloom & search_mask(search_bits(c.search_text)) <> search_mask(search_bits(c.search_text))"""
+      AND block.bloom & search_text_mask(c.search_text) <> search_text_mask(c.search_text)"""
 
 
 @pytest.fixture(scope="module")

@@ -119,8 +119,8 @@ def _search(
     blocks = _candidate_blocks(conn, query)
     walkable, all_of_them = _within_budget(blocks or [])
     if blocks is None or (blocks and not walkable):  # nothing rules any part out: walk WALK_BUDGET entries
-        walk = _WALK.format(**parts, range=SQL(""), budget=SQL("LIMIT %(budget)s"))
-        rows = _fetch(conn, walk, {**params, "budget": WALK_BUDGET})
+        entries = _ENTRIES.format(**parts, bounds=SQL("")) + SQL(" LIMIT %(budget)s")
+        rows = _fetch(conn, _WALK.format(**parts, entries=entries), {**params, "budget": WALK_BUDGET})
         return rows if len(rows) == params["limit"] else _fetch(conn, _MATCHES.format(**parts), params)
     exact = _walk_blocks(conn, query, parts, params, walkable, all_of_them)
     return _fetch(conn, _MATCHES.format(**parts), params) if exact is None else exact
@@ -137,17 +137,19 @@ def _walk_blocks(
     """The page from walking these candidate blocks in order, each stretch of them to its end; None if
     the page is not full and blocks were left unwalked (then the trigram index must answer)."""
     wanted = params["limit"]
-    # The first block alone, then the rest: what a whole first block holds tells whether the rest is worth
-    # walking. (Past a cursor, the first block is walked from the cursor on: it tells nothing.)
-    first, rest = ([], walkable) if query.after is not None else (walkable[:1], walkable[1:])
+    # When some candidates would be left unwalked, the first block alone, then the rest: what a whole first
+    # block holds tells whether the rest is worth walking before the trigram index has to answer anyway.
+    # (Past a cursor, the first block is walked from the cursor on: it tells nothing.)
+    probe = not all_of_them and query.after is None
+    first, rest = (walkable[:1], walkable[1:]) if probe else ([], walkable)
     rows: list[Row] = []
     for part in (first, rest):
         for lo, hi in _stretches(part, query.sort.descending):
-            # OFFSET 0 keeps the walk a walk: the planner may not fold it into a scan of the trigram index.
-            walk = _WALK.format(**parts, range=_range_condition(parts["key"], lo, hi), budget=SQL("OFFSET 0"))
-            rows += _fetch(conn, walk, {**params, **_range_params(lo, hi), "limit": wanted - len(rows)})
-            if len(rows) == wanted:
-                return rows
+            for entries, ends in _stretch_walks(parts, query.sort.descending, lo, hi):
+                walk = _WALK.format(**parts, entries=entries)
+                rows += _fetch(conn, walk, {**params, **ends, "limit": wanted - len(rows)})
+                if len(rows) == wanted:
+                    return rows
         if part is first and rest and not _likely_to_fill(len(rows), wanted, _size(first), _size(rest)):
             return None
     return rows if all_of_them else None
@@ -213,22 +215,29 @@ def _stretches(blocks: list[Row], descending: bool) -> list[tuple[Bound, Bound]]
     return [(end, start) for start, end in stretches] if descending else stretches
 
 
-def _range_condition(key: Composable, lo: Bound, hi: Bound) -> Composed | SQL:
-    conditions = []
-    if lo is not None:
-        conditions.append(SQL("AND ({key}, id) >= (%(lo_key)s, %(lo_id)s)").format(key=key))
-    if hi is not None:
-        conditions.append(SQL("AND ({key}, id) < (%(hi_key)s, %(hi_id)s)").format(key=key))
-    return SQL(" ").join(conditions)
-
-
-def _range_params(lo: Bound, hi: Bound) -> dict[str, Any]:
+def _stretch_walks(
+    parts: Mapping[str, Composable], descending: bool, lo: Bound, hi: Bound
+) -> list[tuple[Composed, dict[str, Any]]]:
+    """The index entries of a stretch, in walking order, as one or two walks with their parameters. A row
+    comparison ends an index scan only at its first column, so a far end is walked in two parts: the keys
+    short of its key, then its key up to its id (else the scan would go on through every row with that
+    key). OFFSET 0 keeps a walk a walk: the planner may not fold it into a scan of the trigram index."""
+    near, far = (hi, lo) if descending else (lo, hi)
+    start: Composable = SQL("")
     params: dict[str, Any] = {}
-    if lo is not None:
-        params.update(lo_key=lo[0], lo_id=lo[1])
-    if hi is not None:
-        params.update(hi_key=hi[0], hi_id=hi[1])
-    return params
+    if near is not None:
+        start = SQL("AND ({key}, id) {op} (%(near_key)s, %(near_id)s)").format(
+            key=parts["key"], op=SQL("<" if descending else ">=")
+        )
+        params = {"near_key": near[0], "near_id": near[1]}
+    if far is None:
+        return [(_ENTRIES.format(**parts, bounds=start) + SQL(" OFFSET 0"), params)]
+    params = {**params, "far_key": far[0], "far_id": far[1]}
+    short = SQL("AND {key} {op} %(far_key)s").format(key=parts["key"], op=SQL(">" if descending else "<"))
+    own = SQL("AND {key} = %(far_key)s AND id {op} %(far_id)s").format(
+        key=parts["key"], op=SQL(">=" if descending else "<")
+    )
+    return [(_ENTRIES.format(**parts, bounds=start + bound) + SQL(" OFFSET 0"), params) for bound in (short, own)]
 
 
 def _fetch(conn: Connection[Row], query: Composed, params: dict[str, Any]) -> list[Row]:
@@ -273,14 +282,16 @@ _FROM_CURSOR_BLOCK = SQL(
            ORDER BY lo_key DESC, lo_id DESC LIMIT 1)"""
 )
 
-# The matches in a stretch of the sort's index (or among its first `budget` entries).
+# Index entries of the sort order past the cursor, in walking order, within {bounds}.
+_ENTRIES = SQL(
+    """SELECT id, {key} AS sort_key, search_text FROM contacts WHERE deleted_at IS NULL {after} {bounds}
+       ORDER BY {key} {direction}, id {direction}"""
+)
+
+# The first `limit` matches among some {entries}, with their full rows.
 _WALK = SQL(
     """WITH page AS (
-           SELECT id, sort_key FROM (
-               SELECT id, {key} AS sort_key, search_text FROM contacts
-               WHERE deleted_at IS NULL {after} {range}
-               ORDER BY {key} {direction}, id {direction} {budget}
-           ) AS walk
+           SELECT id, sort_key FROM ({entries}) AS walk
            WHERE search_text LIKE '%%' || lower(%(term)s) || '%%'
            ORDER BY sort_key {direction}, id {direction} LIMIT %(limit)s
        )

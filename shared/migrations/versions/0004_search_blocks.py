@@ -28,24 +28,32 @@ BLOOM_BITS = 16384
 #: (updated_at has none: every write moves a contact to its end, where all writes would meet on one row.)
 FIELDS = ("first_name", "last_name", "email")
 
+
+def _block_of(field: str) -> str:
+    """The key of the block of `field`'s order that the trigger's NEW row falls in."""
+    return (
+        f"SELECT sort_field, lo_key, lo_id FROM search_blocks WHERE sort_field = '{field}'"
+        f' AND (lo_key, lo_id) <= (NEW.{field} COLLATE "und-x-icu", NEW.id) ORDER BY lo_key DESC, lo_id DESC LIMIT 1'
+    )
+
+
 _FUNCTIONS = f"""
-    -- The bits of a text's trigrams (pg_trgm's: lowered, per word, padded at word edges).
-    CREATE FUNCTION search_bits(haystack text) RETURNS integer[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-        AS $$ SELECT ARRAY(SELECT hashtext(trigram) & {BLOOM_BITS - 1} FROM unnest(show_trgm(haystack)) AS trigram) $$;
+    -- The bit of a pg_trgm trigram (as show_trgm spells it) in a block's bloom.
+    CREATE FUNCTION search_bit(trigram text) RETURNS integer LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+        AS $$ SELECT hashtext(trigram) & {BLOOM_BITS - 1} $$;
 
     -- The bits of the trigrams every text containing `term` has. A trigram at the term's own edges
     -- may be cut differently in a longer word, so only those that survive gluing letters to both
     -- ends (two different letters, in case the term already ends in one) are kept.
     CREATE FUNCTION search_term_bits(term text) RETURNS integer[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-        AS $$ SELECT ARRAY(SELECT DISTINCT hashtext(trigram) & {BLOOM_BITS - 1}
-                           FROM unnest(show_trgm(lower(term))) AS trigram
+        AS $$ SELECT ARRAY(SELECT DISTINCT search_bit(trigram) FROM unnest(show_trgm(lower(term))) AS trigram
                            WHERE trigram = ANY (show_trgm('q' || lower(term) || 'q'))
                              AND trigram = ANY (show_trgm('z' || lower(term) || 'z'))) $$;
 
     CREATE FUNCTION search_mask(bits integer[]) RETURNS bit({BLOOM_BITS}) LANGUAGE plpgsql IMMUTABLE STRICT
         PARALLEL SAFE AS $$
         DECLARE
-            mask bit({BLOOM_BITS}) := B'0'::bit({BLOOM_BITS});
+            mask bit varying := B'0'::bit({BLOOM_BITS});
             bit_number integer;
         BEGIN
             FOREACH bit_number IN ARRAY bits LOOP
@@ -54,30 +62,36 @@ _FUNCTIONS = f"""
             RETURN mask;
         END $$;
 
-    -- Every write of a live contact adds its bits to the block of each sort order it falls in.
+    -- The bits of all of a text's trigrams (pg_trgm's: lowered, per word, padded at word edges), as a mask.
+    CREATE FUNCTION search_text_mask(haystack text) RETURNS bit({BLOOM_BITS}) LANGUAGE plpgsql IMMUTABLE STRICT
+        PARALLEL SAFE AS $$
+        DECLARE
+            mask bit varying := B'0'::bit({BLOOM_BITS});
+            trigram text;
+        BEGIN
+            FOREACH trigram IN ARRAY show_trgm(haystack) LOOP
+                mask := set_bit(mask, search_bit(trigram), 1);
+            END LOOP;
+            RETURN mask;
+        END $$;
+
+    -- Every write of a live contact adds its bits to the block of each sort order it falls in: one
+    -- UPDATE of three blocks by primary key, which writes nothing when they have every bit already.
+    -- The UPDATE takes ROW EXCLUSIVE on search_blocks before it takes its snapshot, so it waits for a
+    -- cut under way and then reads the blocks that cut left.
     CREATE FUNCTION contacts_search_blocks() RETURNS trigger LANGUAGE plpgsql AS $$
         DECLARE
             mask bit({BLOOM_BITS});
-            field text;
-            sort_key text;
         BEGIN
             IF TG_OP = 'UPDATE' AND NEW.search_text = OLD.search_text THEN
                 RETURN NULL;
             END IF;
-            mask := search_mask(search_bits(NEW.search_text));
-            FOR field, sort_key IN VALUES ('first_name', NEW.first_name), ('last_name', NEW.last_name),
-                                          ('email', NEW.email) LOOP
-                -- One block, by primary key; nothing is written when it has every bit already. The UPDATE
-                -- takes ROW EXCLUSIVE on search_blocks before it takes its snapshot, so it waits for a cut
-                -- under way and then reads the blocks that cut left.
-                UPDATE search_blocks SET bloom = bloom | mask
-                WHERE sort_field = field
-                  AND (lo_key, lo_id) = (
-                      SELECT lo_key, lo_id FROM search_blocks
-                      WHERE sort_field = field AND (lo_key, lo_id) <= (sort_key COLLATE "und-x-icu", NEW.id)
-                      ORDER BY lo_key DESC, lo_id DESC LIMIT 1)
-                  AND bloom & mask <> mask;
-            END LOOP;
+            mask := search_text_mask(NEW.search_text);
+            UPDATE search_blocks SET bloom = bloom | mask
+            WHERE ((sort_field, lo_key, lo_id) = ({_block_of("first_name")})
+                OR (sort_field, lo_key, lo_id) = ({_block_of("last_name")})
+                OR (sort_field, lo_key, lo_id) = ({_block_of("email")}))
+              AND bloom & mask <> mask;
             RETURN NULL;
         END $$;
 
@@ -97,7 +111,7 @@ _FUNCTIONS = f"""
                             AND ($4 IS NULL OR (%1$I COLLATE "und-x-icu", id) < ($4, $5))) AS live
                 ),
                 bits AS (
-                    SELECT n / $6 AS piece, hashtext(trigram) & {BLOOM_BITS - 1} AS bit
+                    SELECT n / $6 AS piece, search_bit(trigram) AS bit
                     FROM walk, unnest(show_trgm(search_text)) AS trigram GROUP BY 1, 2
                 ),
                 blooms AS (SELECT piece, search_mask(array_agg(bit)) AS bloom FROM bits GROUP BY piece),
@@ -112,28 +126,38 @@ _FUNCTIONS = f"""
                 $sql$, field) USING field, start_key, start_id, end_key, end_id, target;
         END $$;
 
-    -- Cut every block of more than twice `target` live rows, one block per transaction.
+    -- Cut every block of more than twice `target` live rows, one block per transaction, and note the
+    -- size of the others. Nothing is counted while the table has not grown by a tenth since the blocks'
+    -- sizes were last noted (by the planner's estimate of its rows).
     CREATE PROCEDURE split_search_blocks(target integer DEFAULT 1000) LANGUAGE plpgsql AS $$
         DECLARE
             block record;
-            oversized boolean;
+            live integer;
         BEGIN
+            IF (SELECT reltuples BETWEEN 0 AND 1.1 * (SELECT min(noted) FROM (
+                    SELECT sum(live_rows) AS noted FROM search_blocks GROUP BY sort_field) AS fields)
+                FROM pg_class WHERE oid = 'contacts'::regclass) THEN
+                RETURN;  -- (reltuples is -1 before the table is first analyzed)
+            END IF;
             FOR block IN
-                SELECT sort_field, lo_key, lo_id,
+                SELECT sort_field, lo_key, lo_id, live_rows,
                        lead(lo_key) OVER next AS hi_key, lead(lo_id) OVER next AS hi_id
                 FROM search_blocks WINDOW next AS (PARTITION BY sort_field ORDER BY lo_key, lo_id)
             LOOP
                 EXECUTE format($sql$
-                    SELECT count(*) > 2 * $5 FROM (
+                    SELECT count(*) FROM (
                         SELECT FROM contacts WHERE deleted_at IS NULL AND (%1$I COLLATE "und-x-icu", id) >= ($1, $2)
                           AND ($3 IS NULL OR (%1$I COLLATE "und-x-icu", id) < ($3, $4))
                         LIMIT 2 * $5 + 1
                     ) AS live $sql$, block.sort_field)
-                    INTO oversized USING block.lo_key, block.lo_id, block.hi_key, block.hi_id, target;
-                IF oversized THEN
+                    INTO live USING block.lo_key, block.lo_id, block.hi_key, block.hi_id, target;
+                IF live > 2 * target THEN
                     LOCK TABLE search_blocks IN SHARE MODE;
                     CALL cut_search_block(block.sort_field, block.lo_key, block.lo_id, block.hi_key, block.hi_id,
                                           target);
+                ELSIF live IS DISTINCT FROM block.live_rows THEN
+                    UPDATE search_blocks SET live_rows = live
+                    WHERE (sort_field, lo_key, lo_id) = (block.sort_field, block.lo_key, block.lo_id);
                 END IF;
                 COMMIT;
             END LOOP;
@@ -183,7 +207,7 @@ def downgrade() -> None:
         """
         DROP TRIGGER contacts_search_blocks ON contacts;
         DROP PROCEDURE rebuild_search_blocks, split_search_blocks, cut_search_block;
-        DROP FUNCTION contacts_search_blocks, search_mask, search_term_bits, search_bits;
+        DROP FUNCTION contacts_search_blocks, search_text_mask, search_mask, search_term_bits, search_bit;
         DROP TABLE search_blocks;
         """
     )
