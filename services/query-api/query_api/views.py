@@ -237,7 +237,9 @@ def _stretch_walks(
     own = SQL("AND {key} = %(far_key)s AND id {op} %(far_id)s").format(
         key=parts["key"], op=SQL(">=" if descending else "<")
     )
-    return [(_ENTRIES.format(**parts, bounds=start + bound) + SQL(" OFFSET 0"), params) for bound in (short, own)]
+    return [
+        (_ENTRIES.format(**parts, bounds=start + SQL(" ") + bound) + SQL(" OFFSET 0"), params) for bound in (short, own)
+    ]
 
 
 def _fetch(conn: Connection[Row], query: Composed, params: dict[str, Any]) -> list[Row]:
