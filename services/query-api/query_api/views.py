@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from psycopg import Connection
-from psycopg.sql import SQL, Composable, Composed, Literal
+from psycopg.sql import SQL, Composable, Composed, Literal, Placeholder
 from psycopg_pool import ConnectionPool
 
 from query_api.pages import ContactPage, HistoryPage
@@ -108,22 +108,33 @@ class ContactViews:
 def _after_condition(key: Composable, query: ListQuery) -> Composed | SQL:
     if query.after is None:
         return SQL("")
-    comparison = SQL("<" if query.sort.descending else ">")
-    return SQL("AND ({key}, id) {comparison} (%(after_key)s, %(after_id)s)").format(key=key, comparison=comparison)
+    return _row_condition(key, "<" if query.sort.descending else ">", "after")
+
+
+def _row_condition(key: Composable, comparison: str, name: str) -> Composed:
+    """`AND (key, id) <comparison> (%(<name>_key)s, %(<name>_id)s)`."""
+    return SQL("AND ({key}, id) {comparison} ({name_key}, {name_id})").format(
+        key=key,
+        comparison=SQL(comparison),
+        name_key=Placeholder(f"{name}_key"),
+        name_id=Placeholder(f"{name}_id"),
+    )
 
 
 def _search(
     conn: Connection[Row], query: ListQuery, parts: Mapping[str, Composable], params: dict[str, Any]
 ) -> list[Row]:
     """A search page: walked through the stretches that can hold matches, else from the trigram index."""
-    blocks = _candidate_blocks(conn, query)
+    blocks = _candidate_blocks(conn, query, params)
     walkable, all_of_them = _within_budget(blocks or [])
+    rows: list[Row] | None
     if blocks is None or (blocks and not walkable):  # nothing rules any part out: walk WALK_BUDGET entries
         entries = _ENTRIES.format(**parts, bounds=SQL("")) + SQL(" LIMIT %(budget)s")
         rows = _fetch(conn, _WALK.format(**parts, entries=entries), {**params, "budget": WALK_BUDGET})
-        return rows if len(rows) == params["limit"] else _fetch(conn, _MATCHES.format(**parts), params)
-    exact = _walk_blocks(conn, query, parts, params, walkable, all_of_them)
-    return _fetch(conn, _MATCHES.format(**parts), params) if exact is None else exact
+        rows = rows if len(rows) == params["limit"] else None
+    else:
+        rows = _walk_blocks(conn, query, parts, params, walkable, all_of_them)
+    return _fetch(conn, _MATCHES.format(**parts), params) if rows is None else rows
 
 
 def _walk_blocks(
@@ -164,28 +175,22 @@ def _likely_to_fill(found: int, wanted: int, walked: int, left: int) -> bool:
     return (found + 1) * left >= (wanted - found) * walked
 
 
-def _candidate_blocks(conn: Connection[Row], query: ListQuery) -> list[Row] | None:
-    """The blocks past the cursor that may hold a match, in walking order, at most CANDIDATE_BLOCKS + 1
-    of them; None if the sort order has no blocks."""
+def _candidate_blocks(conn: Connection[Row], query: ListQuery, params: dict[str, Any]) -> list[Row] | None:
+    """The blocks past the cursor (in the page's `params`) that may hold a match, in walking order, at most
+    CANDIDATE_BLOCKS + 1 of them; None if the sort order has no blocks."""
     if query.sort.field not in BLOCKED:
         return None
     after = SQL("")
     if query.after is not None:
-        after = (
-            SQL("AND (block.lo_key, block.lo_id) < (%(after_key)s, %(after_id)s)")
-            if query.sort.descending
-            else _FROM_CURSOR_BLOCK
-        )
+        after = _BEFORE_CURSOR if query.sort.descending else _FROM_CURSOR_BLOCK
     bits = conn.execute("SELECT search_term_bits(%s) AS bits", (query.search,)).fetchone()
     assert bits is not None
     # Each bit a literal, so that a block is tested a bit at a time rather than with a mask of them all;
     # `<> 0` rather than `= 1` so that the planner expects most blocks to pass, and walks them in order.
     has_bits = SQL(" ").join(SQL("AND get_bit(block.bloom, {}) <> 0").format(Literal(bit)) for bit in bits["bits"])
     direction = SQL("DESC" if query.sort.descending else "ASC")
-    params: dict[str, Any] = {"field": query.sort.field, "blocks": CANDIDATE_BLOCKS + 1}
-    if query.after is not None:
-        params.update(after_key=query.after.key, after_id=query.after.id)
-    return conn.execute(_CANDIDATES.format(has_bits=has_bits, after=after, direction=direction), params).fetchall()
+    statement = _CANDIDATES.format(has_bits=has_bits, after=after, direction=direction)
+    return conn.execute(statement, {**params, "field": query.sort.field, "blocks": CANDIDATE_BLOCKS + 1}).fetchall()
 
 
 def _within_budget(blocks: list[Row]) -> tuple[list[Row], bool]:
@@ -226,9 +231,7 @@ def _stretch_walks(
     start: Composable = SQL("")
     params: dict[str, Any] = {}
     if near is not None:
-        start = SQL("AND ({key}, id) {op} (%(near_key)s, %(near_id)s)").format(
-            key=parts["key"], op=SQL("<" if descending else ">=")
-        )
+        start = _row_condition(parts["key"], "<" if descending else ">=", "near")
         params = {"near_key": near[0], "near_id": near[1]}
     if far is None:
         return [(_ENTRIES.format(**parts, bounds=start) + SQL(" OFFSET 0"), params)]
@@ -275,6 +278,9 @@ _CANDIDATES = SQL(
        ) AS next ON true
        ORDER BY block.lo_key {direction}, block.lo_id {direction}"""
 )
+
+# Where a walk down the sort order starts: below the cursor (the block that holds it starts there).
+_BEFORE_CURSOR = SQL("AND (block.lo_key, block.lo_id) < (%(after_key)s, %(after_id)s)")
 
 # Where a walk up the sort order starts: at the block that holds the cursor.
 _FROM_CURSOR_BLOCK = SQL(

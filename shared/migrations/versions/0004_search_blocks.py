@@ -144,12 +144,20 @@ _FUNCTIONS = f"""
                        lead(lo_key) OVER next AS hi_key, lead(lo_id) OVER next AS hi_id
                 FROM search_blocks WINDOW next AS (PARTITION BY sort_field ORDER BY lo_key, lo_id)
             LOOP
+                -- Counted in two parts, the keys short of the next block's key and then that key up to its id:
+                -- a row comparison ends an index scan only at its first column, so `(key, id) < (hi_key,
+                -- hi_id)` would go on through every row with hi_key.
                 EXECUTE format($sql$
-                    SELECT count(*) FROM (
-                        SELECT FROM contacts WHERE deleted_at IS NULL AND (%1$I COLLATE "und-x-icu", id) >= ($1, $2)
-                          AND ($3 IS NULL OR (%1$I COLLATE "und-x-icu", id) < ($3, $4))
-                        LIMIT 2 * $5 + 1
-                    ) AS live $sql$, block.sort_field)
+                    SELECT (SELECT count(*) FROM (
+                               SELECT FROM contacts WHERE deleted_at IS NULL
+                                 AND (%1$I COLLATE "und-x-icu", id) >= ($1, $2)
+                                 AND ($3 IS NULL OR %1$I COLLATE "und-x-icu" < $3)
+                               LIMIT 2 * $5 + 1) AS short_of_it)
+                         + (SELECT count(*) FROM (
+                               SELECT FROM contacts WHERE deleted_at IS NULL
+                                 AND (%1$I COLLATE "und-x-icu", id) >= ($1, $2)
+                                 AND %1$I COLLATE "und-x-icu" = $3 AND id < $4
+                               LIMIT 2 * $5 + 1) AS its_key) $sql$, block.sort_field)
                     INTO live USING block.lo_key, block.lo_id, block.hi_key, block.hi_id, target;
                 IF live > 2 * target THEN
                     LOCK TABLE search_blocks IN SHARE MODE;
