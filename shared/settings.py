@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     # query-api (issue 3): its own URL so it can read from a replica, as a read-only role (README, "Roles")
     query_api_port: int = 8002
     query_api_workers: int = 2
-    query_api_threads: int = 8
+    query_api_worker_connections: int = 1_000  # clients per worker; its reads share DB_POOL_MAX_SIZE connections
     query_database_url: str | None = None  # None: the same database as DATABASE_URL
     query_database_role: str | None = "contacts_reader"
 

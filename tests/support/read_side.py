@@ -10,7 +10,6 @@ def start_query_api(launch: Launch, name: str = "query-api", **env: Any) -> str:
     """Start query-api under gunicorn; returns its base URL."""
     port = free_port()
     env.setdefault("query_api_workers", 1)
-    env.setdefault("query_api_threads", 4)
     launch(name, ["gunicorn", "-c", "services/query-api/gunicorn.conf.py"], port=port, query_api_port=port, **env)
     return f"http://127.0.0.1:{port}"
 

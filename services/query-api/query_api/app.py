@@ -18,10 +18,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     """The composition root of one worker: runs after fork, so the pool belongs to this process."""
     settings = settings or get_settings()
     configure_logging("query-api", settings.log_level)
-    # One pooled connection per thread, so no request waits for a connection another thread holds.
-    pool_settings = settings.model_copy(update={"db_pool_max_size": settings.query_api_threads})
     pool = open_pool(
-        pool_settings, settings.query_database_url, name="query-api", read_only_role=settings.query_database_role
+        settings, settings.query_database_url, name="query-api", read_only_role=settings.query_database_role
     )
     views = ContactViews(pool)
 
