@@ -1,8 +1,8 @@
 """gunicorn for query-api: gevent workers, since every read is a few short queries.
 
 While one request waits on PostgreSQL, its worker serves others; the requests of a worker share its
-pool of DB_POOL_MAX_SIZE connections. gevent's workers cost a third less CPU per request than
-gthread's (the thread pool's hand-offs and the GIL between threads), measured with S6's list pages.
+pool of DB_POOL_MAX_SIZE connections. gevent's workers took 12–30 % less CPU per list page than
+gthread's (its thread pool's hand-offs and the GIL between threads), measured side by side on S6's data.
 """
 
 from shared.gunicorn_base import QuietAccessLogger, child_exit, on_exit, prepare
