@@ -32,6 +32,7 @@ def open_pool(
         url or settings.database_url,
         min_size=settings.db_pool_min_size,
         max_size=settings.db_pool_max_size,
+        timeout=settings.db_pool_timeout_seconds,
         # Autocommit: a lone statement is its own transaction, with no BEGIN and COMMIT round trips around
         # it; a caller that needs several statements to be atomic opens `conn.transaction()`.
         kwargs={"autocommit": True, "row_factory": dict_row, "options": session_options(settings, read_only_role)},

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 from flask import Flask, Response, g, request
 from prometheus_client import Histogram
 from werkzeug.exceptions import HTTPException
@@ -23,6 +24,8 @@ REQUEST_SECONDS = Histogram(
     ["method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60),
 )
+
+RETRY_AFTER_SECONDS = 1
 
 #: A header value we accept as an id of the caller's (correlation id, idempotency key).
 TOKEN = re.compile(r"[\x21-\x7e]{1,200}")
@@ -75,6 +78,20 @@ def serve_common(
     @app.errorhandler(Problem)
     def refused(error: Problem) -> Response:
         return problem_response(error.problem())
+
+    @app.errorhandler(psycopg.OperationalError)  # also the pool's timeout, and a statement's
+    def database_unavailable(error: psycopg.OperationalError) -> Response:
+        log.warning("database unavailable: %s", error)
+        response = problem_response(
+            {
+                "type": "about:blank",
+                "title": "Service unavailable",
+                "status": 503,
+                "detail": "the database is not answering right now; retry shortly",
+            }
+        )
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:

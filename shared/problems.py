@@ -45,3 +45,14 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         },
     },
 }
+
+
+def schema_ref(name: str) -> dict[str, str]:
+    """An OpenAPI reference to one of the document's component schemas."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def problem_responses(*statuses: int) -> dict[str, Any]:
+    """OpenAPI responses of an operation's problems; 503 (the database is not answering) for every one."""
+    content = {"application/problem+json": {"schema": schema_ref("Problem")}}
+    return {str(status): {"description": "problem", "content": content} for status in (*statuses, 503)}

@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     db_pool_min_size: int = 2
     db_pool_max_size: int = 8
     db_statement_timeout_ms: int = 5_000
+    db_pool_timeout_seconds: float = 5.0  # the longest a request waits for a connection before a 503
 
     relay_batch_size: int = Field(500, ge=1)
     relay_poll_seconds: float = 1.0

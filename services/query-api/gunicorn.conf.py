@@ -1,7 +1,7 @@
 """gunicorn for query-api: gevent workers, since every read is a few short queries.
 
 While one request waits on PostgreSQL, its worker serves others; the requests of a worker share its
-pool of DB_POOL_MAX_SIZE connections. gevent's workers took 12–30 % less CPU per list page than
+pool of DB_POOL_MAX_SIZE connections. gevent's workers took 12 to 30 % less CPU per list page than
 gthread's (its thread pool's hand-offs and the GIL between threads), measured side by side on S6's data.
 """
 

@@ -2,6 +2,7 @@
 
 import uuid
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -14,6 +15,7 @@ from tests.support.data import new_contact
 from tests.support.infra import Infra
 from tests.support.processes import ServiceProcess, wait_until
 from tests.support.read_side import start_history_worker, start_query_api
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -147,3 +149,32 @@ def test_the_query_role_can_read_but_not_write(infra: Infra) -> None:
         pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         conn.execute("DELETE FROM contacts")
+
+
+def test_while_the_database_is_unreachable_reads_are_503_with_retry_after_and_then_served_again(
+    launch: Launch, infra: Infra
+) -> None:
+    database = urlsplit(infra.database_url)
+    proxy = TcpProxy(database.hostname or "127.0.0.1", database.port or 5432)
+    netloc = f"{database.netloc.rpartition('@')[0]}@127.0.0.1:{proxy.port}"
+    try:
+        base = start_query_api(
+            launch,
+            "query-api-proxied",
+            query_database_url=urlunsplit(database._replace(netloc=netloc)),
+            db_pool_timeout_seconds=1,
+        )
+        assert requests.get(f"{base}/api/contacts", timeout=5).status_code == 200
+        proxy.cut()
+        # Each read fails at once: its pooled connection dropped, or none to be had within the pool's timeout.
+        for _ in range(3):
+            reply = requests.get(f"{base}/api/contacts", params={"search": "ada"}, timeout=10)
+            assert reply.status_code == 503, reply.text
+            assert reply.headers["Content-Type"] == "application/problem+json"
+            assert reply.headers["Retry-After"] == "1" and reply.json()["status"] == 503
+        proxy.restore()
+        wait_until(
+            lambda: requests.get(f"{base}/api/contacts", timeout=5).status_code == 200, message="reads served again"
+        )
+    finally:
+        proxy.close()

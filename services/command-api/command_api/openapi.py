@@ -6,16 +6,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from shared.models import Contact, ContactData
-from shared.problems import PROBLEM_SCHEMA
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _problems(*statuses: int) -> dict[str, Any]:
-    content = {"application/problem+json": {"schema": _ref("Problem")}}
-    return {str(status): {"description": "problem", "content": content} for status in statuses}
+from shared.problems import PROBLEM_SCHEMA, problem_responses, schema_ref
 
 
 def _contact_reply(status: int, description: str) -> dict[str, Any]:
@@ -23,7 +14,7 @@ def _contact_reply(status: int, description: str) -> dict[str, Any]:
         str(status): {
             "description": description,
             "headers": {"ETag": {"schema": {"type": "string"}, "description": "the version, quoted"}},
-            "content": {"application/json": {"schema": _ref("Contact")}},
+            "content": {"application/json": {"schema": schema_ref("Contact")}},
         }
     }
 
@@ -33,7 +24,7 @@ def openapi_document() -> dict[str, Any]:
     _, schemas = models_json_schema(
         [(ContactData, "validation"), (Contact, "serialization")], ref_template="#/components/schemas/{model}"
     )
-    body = {"required": True, "content": {"application/json": {"schema": _ref("ContactData")}}}
+    body = {"required": True, "content": {"application/json": {"schema": schema_ref("ContactData")}}}
     patch_body = {
         "required": True,
         "content": {
@@ -53,7 +44,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Create a contact; the reply is deferred CREATE_REPLY_DELAY_SECONDS",
                     "parameters": [idempotency_key],
                     "requestBody": body,
-                    "responses": {**_contact_reply(201, "created"), **_problems(400, 409, 413, 415, 422)},
+                    "responses": {**_contact_reply(201, "created"), **problem_responses(400, 409, 413, 415, 422)},
                 }
             },
             "/api/contacts/{contact_id}": {
@@ -61,18 +52,24 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Replace a contact",
                     "parameters": [contact_id, if_match],
                     "requestBody": body,
-                    "responses": {**_contact_reply(200, "replaced"), **_problems(400, 404, 409, 412, 413, 415, 422)},
+                    "responses": {
+                        **_contact_reply(200, "replaced"),
+                        **problem_responses(400, 404, 409, 412, 413, 415, 422),
+                    },
                 },
                 "patch": {
                     "summary": "Merge-patch some fields of a contact",
                     "parameters": [contact_id, if_match],
                     "requestBody": patch_body,
-                    "responses": {**_contact_reply(200, "updated"), **_problems(400, 404, 409, 412, 413, 415, 422)},
+                    "responses": {
+                        **_contact_reply(200, "updated"),
+                        **problem_responses(400, 404, 409, 412, 413, 415, 422),
+                    },
                 },
                 "delete": {
                     "summary": "Delete a contact",
                     "parameters": [contact_id, if_match],
-                    "responses": {"204": {"description": "deleted"}, **_problems(404, 412)},
+                    "responses": {"204": {"description": "deleted"}, **problem_responses(404, 412)},
                 },
             },
         },

@@ -8,20 +8,11 @@ from pydantic.json_schema import models_json_schema
 from query_api.pages import ContactPage, HistoryPage
 from query_api.params import DEFAULT_LIMIT, MAX_LIMIT, MAX_SEARCH_LENGTH, SORTS
 from shared.models import Contact
-from shared.problems import PROBLEM_SCHEMA
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+from shared.problems import PROBLEM_SCHEMA, problem_responses, schema_ref
 
 
 def _reply(schema: str, **extra: Any) -> dict[str, Any]:
-    return {"description": "ok", "content": {"application/json": {"schema": _ref(schema)}}, **extra}
-
-
-def _problems(*statuses: int) -> dict[str, Any]:
-    content = {"application/problem+json": {"schema": _ref("Problem")}}
-    return {str(status): {"description": "problem", "content": content} for status in statuses}
+    return {"description": "ok", "content": {"application/json": {"schema": schema_ref(schema)}}, **extra}
 
 
 @cache
@@ -55,7 +46,7 @@ def openapi_document() -> dict[str, Any]:
                         limit,
                         cursor,
                     ],
-                    "responses": {"200": _reply("ContactPage"), **_problems(422)},
+                    "responses": {"200": _reply("ContactPage"), **problem_responses(422)},
                 }
             },
             "/api/contacts/{contact_id}": {
@@ -65,7 +56,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": _reply("Contact", headers={"ETag": {"schema": {"type": "string"}}}),
                         "304": {"description": "not modified"},
-                        **_problems(404),
+                        **problem_responses(404),
                     },
                 }
             },
@@ -73,7 +64,7 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "Every version of a contact, newest first; also after it was deleted",
                     "parameters": [contact_id, limit, cursor],
-                    "responses": {"200": _reply("HistoryPage"), **_problems(404, 422)},
+                    "responses": {"200": _reply("HistoryPage"), **problem_responses(404, 422)},
                 }
             },
         },
