@@ -9,7 +9,6 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -21,7 +20,7 @@ from tests.support.data import new_contact
 from tests.support.infra import Infra
 from tests.support.processes import ServiceProcess, wait_until
 from tests.support.stack import Launch
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import proxied
 
 pytestmark = pytest.mark.integration
 
@@ -34,14 +33,6 @@ def bus(infra: Infra) -> Iterator[CommandBus]:
     bus = CommandBus(infra.amqp_url, app_id="loader")
     yield bus
     bus.close()
-
-
-def _proxied(url: str, default_port: int) -> tuple[TcpProxy, str]:
-    parts = urlsplit(url)
-    proxy = TcpProxy(parts.hostname or "localhost", parts.port or default_port)
-    credentials = parts.netloc.rpartition("@")[0]
-    netloc = f"{credentials}@127.0.0.1:{proxy.port}" if credentials else f"127.0.0.1:{proxy.port}"
-    return proxy, urlunsplit(parts._replace(netloc=netloc))
 
 
 def _metric(process: ServiceProcess, name: str) -> float:
@@ -138,7 +129,7 @@ def test_poison_messages_among_valid_ones_are_all_dead_lettered_with_their_reaso
 def test_a_command_that_meets_a_database_outage_is_put_back_not_dead_lettered(
     launch: Launch, infra: Infra, bus: CommandBus
 ) -> None:
-    proxy, database_url = _proxied(infra.database_url, 5432)
+    proxy, database_url = proxied(infra.database_url, 5432)
     try:
         consumer = start_command_consumer(
             launch,
@@ -169,7 +160,7 @@ def test_a_command_that_meets_a_database_outage_is_put_back_not_dead_lettered(
 def test_a_lost_broker_connection_loses_neither_queued_commands_nor_deferred_replies(
     launch: Launch, infra: Infra, bus: CommandBus
 ) -> None:
-    proxy, amqp_url = _proxied(infra.amqp_url, 5672)
+    proxy, amqp_url = proxied(infra.amqp_url, 5672)
     try:
         consumer = start_command_consumer(
             launch,

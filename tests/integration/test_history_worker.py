@@ -5,7 +5,6 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pika
 import psycopg
@@ -18,7 +17,7 @@ from tests.support.data import new_contact
 from tests.support.infra import Infra
 from tests.support.processes import ServiceProcess, wait_until
 from tests.support.read_side import start_history_worker
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import proxied
 
 pytestmark = pytest.mark.integration
 
@@ -176,14 +175,12 @@ def recorded_by(probes: str) -> float:
 def test_a_worker_cut_off_from_rabbitmq_reconnects_and_no_version_is_lost_or_doubled(
     launch: Launch, infra: Infra, command_api: str, relay: ServiceProcess
 ) -> None:
-    amqp = urlsplit(infra.amqp_url)
-    proxy = TcpProxy(amqp.hostname or "127.0.0.1", amqp.port or 5672)
-    netloc = f"{amqp.username}:{amqp.password}@127.0.0.1:{proxy.port}"
+    proxy, amqp_url = proxied(infra.amqp_url, 5672)
     try:
         _, probes = start_history_worker(
             launch,
             "history-worker-proxied",
-            amqp_url=urlunsplit(amqp._replace(netloc=netloc)),
+            amqp_url=amqp_url,
             history_max_backoff_seconds=0.5,
         )
         ids = [

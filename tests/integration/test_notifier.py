@@ -20,7 +20,7 @@ from tests.support.data import new_contact
 from tests.support.infra import Infra
 from tests.support.notifier import LiveClient, RelayLike, start_notifier
 from tests.support.processes import ServiceProcess, wait_until
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import proxied
 
 pytestmark = pytest.mark.integration
 
@@ -259,11 +259,9 @@ def test_health_readiness_and_metrics_are_served_over_http(notifier: str) -> Non
 def test_after_losing_the_broker_the_notifier_reconnects_and_tells_clients_to_resync_if_they_missed_events(
     launch: Launch, infra: Infra, relay_like: RelayLike
 ) -> None:
-    amqp = urlsplit(infra.amqp_url)
-    proxy = TcpProxy(amqp.hostname or "127.0.0.1", amqp.port or 5672)
+    proxy, amqp_url = proxied(infra.amqp_url, 5672)
     try:
-        proxied = infra.amqp_url.replace(f":{amqp.port or 5672}/", f":{proxy.port}/", 1)
-        base, _ = start_notifier(launch, "notifier-proxied", amqp_url=proxied, notifier_max_backoff_seconds=0.5)
+        base, _ = start_notifier(launch, "notifier-proxied", amqp_url=amqp_url, notifier_max_backoff_seconds=0.5)
         client = LiveClient(base)
         client.hello()
         proxy.cut()

@@ -2,7 +2,6 @@
 
 import uuid
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -15,7 +14,7 @@ from tests.support.data import new_contact
 from tests.support.infra import Infra
 from tests.support.processes import ServiceProcess, wait_until
 from tests.support.read_side import start_history_worker, start_query_api
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import proxied
 
 pytestmark = pytest.mark.integration
 
@@ -154,14 +153,12 @@ def test_the_query_role_can_read_but_not_write(infra: Infra) -> None:
 def test_while_the_database_is_unreachable_reads_are_503_with_retry_after_and_then_served_again(
     launch: Launch, infra: Infra
 ) -> None:
-    database = urlsplit(infra.database_url)
-    proxy = TcpProxy(database.hostname or "127.0.0.1", database.port or 5432)
-    netloc = f"{database.netloc.rpartition('@')[0]}@127.0.0.1:{proxy.port}"
+    proxy, database_url = proxied(infra.database_url, 5432)
     try:
         base = start_query_api(
             launch,
             "query-api-proxied",
-            query_database_url=urlunsplit(database._replace(netloc=netloc)),
+            query_database_url=database_url,
             db_pool_timeout_seconds=1,
         )
         assert requests.get(f"{base}/api/contacts", timeout=5).status_code == 200

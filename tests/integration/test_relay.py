@@ -4,7 +4,6 @@ its housekeeping."""
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -15,7 +14,7 @@ from tests.support.amqp import EventTap
 from tests.support.data import new_contact
 from tests.support.infra import Infra
 from tests.support.processes import ServiceProcess, wait_until
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import TcpProxy, proxied
 
 pytestmark = pytest.mark.integration
 
@@ -31,10 +30,8 @@ def no_other_relay(relay: ServiceProcess) -> Iterator[None]:
 @pytest.fixture
 def broker_link(infra: Infra) -> Iterator[tuple[TcpProxy, str]]:
     """A cuttable link to the real RabbitMQ, and the AMQP URL that goes through it."""
-    parts = urlsplit(infra.amqp_url)
-    proxy = TcpProxy(parts.hostname or "localhost", parts.port or 5672)
-    netloc = f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}"
-    yield proxy, urlunsplit(parts._replace(netloc=netloc))
+    proxy, url = proxied(infra.amqp_url, 5672)
+    yield proxy, url
     proxy.close()
 
 

@@ -3,6 +3,7 @@
 import contextlib
 import socket
 import threading
+from urllib.parse import urlsplit, urlunsplit
 
 
 class TcpProxy:
@@ -68,3 +69,12 @@ def _drop(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
     sock.close()
+
+
+def proxied(url: str, default_port: int) -> tuple[TcpProxy, str]:
+    """A proxy to the server of `url` (a database or broker URL), and the same URL through the proxy."""
+    parts = urlsplit(url)
+    proxy = TcpProxy(parts.hostname or "localhost", parts.port or default_port)
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@127.0.0.1:{proxy.port}" if credentials else f"127.0.0.1:{proxy.port}"
+    return proxy, urlunsplit(parts._replace(netloc=netloc))
