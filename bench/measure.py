@@ -1,13 +1,17 @@
-"""Small measuring tools the scenarios share: percentiles, wrk runs, process memory, the Markdown table."""
+"""Small measuring tools the scenarios share: percentiles, wrk runs, process memory, CPU load, the Markdown table."""
 
 import math
+import multiprocessing
 import os
 import re
 import statistics
 import subprocess
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 
@@ -70,6 +74,48 @@ def process_tree(pid: int) -> list[int]:
     """The process and its children (a gunicorn master and its workers)."""
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return [pid, *(int(child) for child in children)]
+
+
+def busy_cores(seconds: float) -> float:
+    """How many cores the whole machine keeps busy, on average over the next `seconds` (from /proc/stat)."""
+
+    def ticks() -> tuple[int, int]:
+        # user nice system idle iowait irq softirq steal (guest time is counted in user already)
+        values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        idle = values[3] + values[4]
+        return sum(values) - idle, sum(values)
+
+    busy_before, total_before = ticks()
+    time.sleep(seconds)
+    busy_after, total_after = ticks()
+    return (os.cpu_count() or 1) * (busy_after - busy_before) / (total_after - total_before)
+
+
+def _burn(share: float, stop: Event) -> None:
+    period = 0.010
+    while not stop.is_set():
+        until = time.monotonic() + share * period
+        while time.monotonic() < until:
+            pass
+        time.sleep((1 - share) * period)
+
+
+@contextmanager
+def cpu_burners(cores: float, processes: int = 2) -> Iterator[None]:
+    """Keep `cores` of CPU busy with plain loops in `processes` processes, in 10 ms periods: a load of the
+    same CPU appetite as some other, without its I/O, locks or queries."""
+    context = multiprocessing.get_context("spawn")  # no copy of the caller's threads and connections
+    stop = context.Event()
+    share = min(1.0, cores / processes)
+    burners = [context.Process(target=_burn, args=(share, stop), daemon=True) for _ in range(processes)]
+    for burner in burners:
+        burner.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for burner in burners:
+            burner.join()
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -5,7 +5,9 @@ runs query-api's own views (the same statements, the same two-step search) from 
 psycopg, without HTTP. Throughput is measured at 8 concurrent clients, enough to saturate the two
 cores; latency at 2 clients, one per core, so that p99 shows what a request costs rather than how
 long it queues behind seven others. Then the latency again while S2's PATCH load runs at half its
-maximum rate.
+maximum rate, and next to that the latency beside plain CPU burners of the same appetite as the write
+load: what any work of that size does to reads on this machine. Also the HTTP floor: query-api's
+/healthz, the least a request through gunicorn and Flask costs, which bounds the ratio a page can reach.
 """
 
 import os
@@ -19,7 +21,7 @@ from query_api.params import parse_list_query
 from query_api.views import ContactViews
 
 from bench.dataset import generate_contacts
-from bench.measure import Load, percentile, table, verdict, wrk
+from bench.measure import Load, busy_cores, cpu_burners, percentile, table, verdict, wrk
 from bench.write_load import max_patch_rate, paced_patches, seed
 from shared.db import open_pool
 from shared.settings import Settings
@@ -121,8 +123,12 @@ def run(infra: Infra) -> str:
         ids = seed(infra.database_url, 2_000)
         write_max = max_patch_rate(writer, ids, min(SECONDS, 5))
         with paced_patches(writer, ids, write_max / 2) as writes:
+            write_cores = busy_cores(min(SECONDS, 5))
             loaded = {name: through_http(base, paths, LATENCY_CONNECTIONS) for name, paths in workloads.items()}
             written = writes[0]
+        with cpu_burners(write_cores):
+            burned = {name: through_http(base, paths, LATENCY_CONNECTIONS) for name, paths in workloads.items()}
+        floor = through_http(base, ["/healthz"], CONNECTIONS)
     finally:
         pool.close()
         stack.stop()
@@ -133,19 +139,22 @@ def run(infra: Infra) -> str:
         ratio = http[name].rate / sql[name].rate
         p99 = http_2[name].p99_ms
         slowdown = loaded[name].p99_ms / p99
+        bound = floor.rate / (floor.rate + sql[name].rate)
         rows += [
             _row(f"{name}: query-api (HTTP), {CONNECTIONS} clients", http[name]),
             _row(f"{name}: same SQL, psycopg direct, {CONNECTIONS} clients", sql[name]),
             _row(f"{name}: query-api (HTTP), {LATENCY_CONNECTIONS} clients", http_2[name]),
             _row(f"{name}: same SQL, psycopg direct, {LATENCY_CONNECTIONS} clients", sql_2[name]),
             _row(f"{name}: query-api (HTTP), {LATENCY_CONNECTIONS} clients, under writes", loaded[name]),
+            _row(f"{name}: query-api (HTTP), {LATENCY_CONNECTIONS} clients, beside CPU burners", burned[name]),
         ]
         lines += [
             f"- {name}: query-api / direct at {CONNECTIONS} clients **{ratio:.2f}x** (target ≥ 0.7x:"
             f" {verdict(ratio >= 0.7)}); p99 at {LATENCY_CONNECTIONS} clients {p99:.1f} ms (target ≤ 20 ms:"
             f" {verdict(p99 <= 20)}); that p99 under writes {slowdown:.2f}x"
-            f" (target ≤ 1.5x: {verdict(slowdown <= 1.5)});"
-            f" non-2xx: {http[name].errors + http_2[name].errors + loaded[name].errors}",
+            f" (target ≤ 1.5x: {verdict(slowdown <= 1.5)}), beside CPU burners as hungry as the writes"
+            f" {burned[name].p99_ms / p99:.2f}x; ratio the HTTP floor leaves this SQL: {bound:.2f}x at best;"
+            f" non-2xx: {http[name].errors + http_2[name].errors + loaded[name].errors + burned[name].errors}",
         ]
     return "\n".join(
         [
@@ -155,7 +164,10 @@ def run(infra: Infra) -> str:
             "",
             *lines,
             f"- write load: PATCH at {write_max / 2:.0f}/s (half of {write_max:.0f}/s measured just before);"
-            f" {written} PATCHes during the loaded runs",
+            f" {written} PATCHes during the loaded runs; it kept {write_cores:.2f} of the 2 cores busy,"
+            f" and so did the CPU burners",
+            f"- HTTP floor: query-api's /healthz at {CONNECTIONS} clients {floor.rate:.0f}/s, p50"
+            f" {floor.p50_ms:.1f} ms; a page whose SQL runs at D/s directly reaches floor/(floor + D) of D at best",
             f"- data set generated in {generated:.0f} s (bench/dataset.py)",
         ]
     )

@@ -75,6 +75,27 @@ def test_one_contact_carries_its_version_as_etag_and_unknown_ids_are_404(
         assert missing.status_code == 404 and missing.headers["Content-Type"] == "application/problem+json"
 
 
+def test_a_list_shows_each_contact_as_the_write_path_and_the_contact_endpoint_write_it(
+    command_api: str, query_api: str, http: requests.Session, infra: Infra
+) -> None:
+    """PostgreSQL writes a page's JSON (views.py); pydantic writes the rest, so the two must agree to the
+    character, whole seconds and non-ASCII included."""
+    tag = uuid.uuid4().hex[:10]
+    written = create(http, command_api, first_name=tag, last_name='Ærø "quoted" \\ 名前')
+    with psycopg.connect(infra.database_url, autocommit=True) as conn:
+        row = conn.execute(
+            """INSERT INTO contacts (first_name, last_name, email, phone, version, created_at, updated_at)
+               VALUES (%s, 'Whole', %s, '+1 555 0101', 4, '2026-01-02 03:04:05+00', '2026-01-02 03:04:05.000007+00')
+               RETURNING id""",
+            (tag, f"{tag}@example.org"),
+        ).fetchone()
+    assert row is not None
+    listed = search(http, query_api, tag, sort="last_name")
+    singles = [http.get(f"{query_api}/api/contacts/{item['id']}", timeout=5).json() for item in listed]
+    assert listed == singles and listed[0] == written  # Æ sorts with the As, before Whole
+    assert (listed[1]["created_at"], listed[1]["updated_at"]) == ("2026-01-02T03:04:05Z", "2026-01-02T03:04:05.000007Z")
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
