@@ -4,6 +4,7 @@ import math
 import multiprocessing
 import os
 import re
+import signal
 import statistics
 import subprocess
 import tempfile
@@ -38,18 +39,39 @@ _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 def wrk(url: str, lua: str, connections: int, seconds: float, threads: int = 2) -> Load:
-    """Run wrk with a Lua request script; returns its rate and latency percentiles."""
+    """Run wrk with a Lua request script for `seconds`; returns its rate and latency percentiles."""
+    with wrk_in_background(url, lua, connections, threads, seconds) as load:
+        pass
+    return load[0]
+
+
+@contextmanager
+def wrk_in_background(
+    url: str, lua: str, connections: int, threads: int = 2, seconds: float | None = None
+) -> Iterator[list[Load]]:
+    """Run wrk with a Lua request script while the block runs (or for `seconds`, waited for at the block's
+    end); then the yielded list holds its Load."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(lua)
+    duration = f"{int(seconds)}s" if seconds is not None else "1d"
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}", "--latency", "-s", script.name, url]
+    result: list[Load] = []
     try:
-        output = subprocess.run(
-            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", script.name, url],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as process:
+            try:
+                yield result
+            finally:
+                if seconds is None:
+                    process.send_signal(signal.SIGINT)  # wrk stops and prints what it measured
+                output, _ = process.communicate()
+        if process.returncode != 0:
+            raise subprocess.CalledProcessError(process.returncode, argv, output)
+        result.append(_wrk_load(output))
     finally:
         os.unlink(script.name)
+
+
+def _wrk_load(output: str) -> Load:
     latency = {
         match[0]: float(match[1]) * _UNITS[match[2]]
         for match in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", output, re.MULTILINE)

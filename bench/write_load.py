@@ -1,14 +1,17 @@
-"""S2's PATCH load, as background for the read-side scenarios: its maximum rate, and a paced share of it."""
+"""S2's PATCH load, as background for the read-side scenarios: its maximum rate, and a paced share of it.
 
-import random
-import threading
-import time
+Both are wrk runs of S2's own script, so that the load costs the machine what command-api does with it,
+next to nothing for the client that makes it.
+"""
+
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import requests
+from bench.measure import Load, wrk_in_background
+from bench.s2_patch import CLIENTS, PATCH_LUA, patch_load, seed
 
-from bench.s2_patch import CLIENTS, patch_load, seed
+#: Each connection waits this long between a reply and its next PATCH: wrk's way to pace a load.
+_PACED_LUA = PATCH_LUA + "\ndelay = function() return %(delay_ms)d end\n"
 
 
 def max_patch_rate(base: str, ids: list[int], seconds: float) -> float:
@@ -17,31 +20,13 @@ def max_patch_rate(base: str, ids: list[int], seconds: float) -> float:
 
 
 @contextmanager
-def paced_patches(base: str, ids: list[int], rate: float, threads: int = 8) -> Iterator[list[int]]:
-    """PATCH random contacts at `rate` per second in the background; yields the count of replies so far."""
-    stop = threading.Event()
-    done = [0]
-    interval = threads / rate
-
-    def client() -> None:
-        with requests.Session() as http:
-            due = time.monotonic()
-            while not stop.is_set():
-                phone = f"+1 555 {random.randrange(10**7):07d}"
-                http.patch(f"{base}/api/contacts/{random.choice(ids)}", json={"phone": phone}, timeout=30)
-                done[0] += 1
-                due += interval
-                stop.wait(max(0.0, due - time.monotonic()))
-
-    workers = [threading.Thread(target=client, daemon=True) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    try:
-        yield done
-    finally:
-        stop.set()
-        for worker in workers:
-            worker.join()
+def paced_patches(base: str, ids: list[int], rate: float) -> Iterator[list[Load]]:
+    """PATCH random contacts at about `rate` per second (a little less: each reply's latency adds to the
+    pause) while the block runs; then the yielded list holds the Load wrk measured, its rate the true one."""
+    delay_ms = CLIENTS * 1000 / rate
+    lua = _PACED_LUA % {"ids": ",".join(map(str, ids)), "delay_ms": delay_ms}
+    with wrk_in_background(f"{base}/", lua, CLIENTS) as load:
+        yield load
 
 
 __all__ = ["max_patch_rate", "paced_patches", "seed"]

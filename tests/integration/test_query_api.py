@@ -78,8 +78,7 @@ def test_one_contact_carries_its_version_as_etag_and_unknown_ids_are_404(
 def test_a_list_shows_each_contact_as_the_write_path_and_the_contact_endpoint_write_it(
     command_api: str, query_api: str, http: requests.Session, infra: Infra
 ) -> None:
-    """PostgreSQL writes a page's JSON (views.py); pydantic writes the rest, so the two must agree to the
-    character, whole seconds and non-ASCII included."""
+    """To the character: times to the second when they have no microseconds, quotes, backslashes, non-ASCII."""
     tag = uuid.uuid4().hex[:10]
     written = create(http, command_api, first_name=tag, last_name='Ærø "quoted" \\ 名前')
     with psycopg.connect(infra.database_url, autocommit=True) as conn:

@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.get("/api/contacts")
     def list_contacts() -> Response:
-        return Response(views.contacts(parse_list_query(request.args)).json(), mimetype="application/json")
+        return _model(views.contacts(parse_list_query(request.args)))
 
     @app.get("/api/contacts/<int:contact_id>")
     def get_contact(contact_id: int) -> Response:

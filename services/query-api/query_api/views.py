@@ -10,20 +10,16 @@ left, or after WALK_BUDGET entries; then the page comes from the trigram index's
 only the id and sort key are sorted, which is quick because a term that needs it is rare. Either way
 the page's full rows are read by id in the same statement. Every list pages by keyset on (sort key,
 id), so rows never shift between pages.
-
-A page's contacts come as JSON that PostgreSQL writes, in the form pydantic gives the Contact model:
-building fifty objects in Python and serialising them again took most of a list page's CPU.
 """
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from psycopg import Connection
-from psycopg.sql import SQL, Composable, Composed, Identifier, Literal, Placeholder
+from psycopg.sql import SQL, Composable, Composed, Literal, Placeholder
 from psycopg_pool import ConnectionPool
 
-from query_api.pages import HistoryPage, SerializedPage
+from query_api.pages import ContactPage, HistoryPage
 from query_api.params import MAX_ID, MAX_VERSION, HistoryQuery, ListQuery, history_cursor, list_cursor
 from shared.models import Contact
 
@@ -41,29 +37,6 @@ WALK_BUDGET = 10_000
 CANDIDATE_BLOCKS = 16
 
 _COLUMNS = SQL("id, first_name, last_name, email, phone, version, created_at, updated_at")
-
-# A time as pydantic writes one in UTC: to the second, then the microseconds unless there are none, then Z.
-_ISO_UTC = SQL(
-    """to_char({time} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
-       || CASE WHEN date_trunc('second', {time}) = {time} THEN '' ELSE to_char({time}, '.US') END || 'Z'"""
-)
-
-
-def _contact_json() -> Composed:
-    """The contact row as the JSON text of the Contact model, field by field in the model's order."""
-    fields = []
-    for name, field in Contact.model_fields.items():
-        column = Identifier(name)
-        fields.append(
-            SQL("{}, {}").format(
-                Literal(name), _ISO_UTC.format(time=column) if field.annotation is datetime else column
-            )
-        )
-    return SQL("id, json_build_object({})::text AS body").format(SQL(", ").join(fields))
-
-
-#: What a page reads of each of its contacts: its id, and the JSON the reply carries for it.
-_PAGE_COLUMNS = _contact_json()
 
 Row = dict[str, Any]
 #: A stretch of the sort order to walk: from (lo key, lo id) up to (hi key, hi id); None for either end.
@@ -88,11 +61,11 @@ class ContactViews:
             ).fetchone()
         return None if row is None else Contact.model_validate(row)
 
-    def contacts(self, query: ListQuery) -> SerializedPage:
+    def contacts(self, query: ListQuery) -> ContactPage:
         key = SORT_KEYS[query.sort.field]
         direction = SQL("DESC" if query.sort.descending else "ASC")
         parts = {
-            "columns": _PAGE_COLUMNS,
+            "columns": _COLUMNS,
             "key": key,
             "direction": direction,
             "after": _after_condition(key, query),
@@ -109,8 +82,9 @@ class ContactViews:
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         last = rows[-1] if more else None
+        # One validation of the whole page (pydantic ignores each row's extra `sort_key`).
         cursor = None if last is None else list_cursor(query.sort, last["sort_key"], last["id"])
-        return SerializedPage([row["body"] for row in rows], cursor)
+        return ContactPage.model_validate({"items": rows, "next_cursor": cursor})
 
     def history(self, contact_id: int, query: HistoryQuery) -> HistoryPage | None:
         """The contact's versions, newest first; None if the contact never existed."""
