@@ -53,7 +53,7 @@ def wrk_in_background(
     end); then the yielded list holds its Load."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(lua)
-    duration = f"{int(seconds)}s" if seconds is not None else "1d"
+    duration = f"{int(seconds)}s" if seconds is not None else "24h"
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}", "--latency", "-s", script.name, url]
     result: list[Load] = []
     try:

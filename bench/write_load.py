@@ -7,7 +7,7 @@ next to nothing for the client that makes it.
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bench.measure import Load, wrk_in_background
+from bench.measure import Load, wrk, wrk_in_background
 from bench.s2_patch import CLIENTS, PATCH_LUA, patch_load, seed
 
 #: Each connection waits this long between a reply and its next PATCH: wrk's way to pace a load.
@@ -21,12 +21,18 @@ def max_patch_rate(base: str, ids: list[int], seconds: float) -> float:
 
 @contextmanager
 def paced_patches(base: str, ids: list[int], rate: float) -> Iterator[list[Load]]:
-    """PATCH random contacts at about `rate` per second (a little less: each reply's latency adds to the
-    pause) while the block runs; then the yielded list holds the Load wrk measured, its rate the true one."""
-    delay_ms = CLIENTS * 1000 / rate
-    lua = _PACED_LUA % {"ids": ",".join(map(str, ids)), "delay_ms": delay_ms}
-    with wrk_in_background(f"{base}/", lua, CLIENTS) as load:
+    """PATCH random contacts at about `rate` per second while the block runs; then the yielded list holds
+    the Load wrk measured, its rate the true one. A connection's pause is its share of the interval less
+    a reply's latency, taken from a 3-second run first."""
+    interval_ms = CLIENTS * 1000 / rate
+    trial = wrk(f"{base}/", _paced(ids, interval_ms), CLIENTS, 3)
+    latency_ms = max(0.0, CLIENTS * 1000 / trial.rate - interval_ms)
+    with wrk_in_background(f"{base}/", _paced(ids, max(0.0, interval_ms - latency_ms)), CLIENTS) as load:
         yield load
+
+
+def _paced(ids: list[int], delay_ms: float) -> str:
+    return _PACED_LUA % {"ids": ",".join(map(str, ids)), "delay_ms": delay_ms}
 
 
 __all__ = ["max_patch_rate", "paced_patches", "seed"]
