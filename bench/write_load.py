@@ -10,6 +10,9 @@ from contextlib import contextmanager
 from bench.measure import Load, wrk, wrk_in_background
 from bench.s2_patch import CLIENTS, PATCH_LUA, patch_load, seed
 
+#: Connections of the paced load: many, each pausing long, so that a reply's latency, which the reads
+#: around it change, moves the rate little.
+PACED_CONNECTIONS = 64
 #: Each connection waits this long between a reply and its next PATCH: wrk's way to pace a load.
 _PACED_LUA = PATCH_LUA + "\ndelay = function() return %(delay_ms)d end\n"
 
@@ -24,10 +27,11 @@ def paced_patches(base: str, ids: list[int], rate: float) -> Iterator[list[Load]
     """PATCH random contacts at about `rate` per second while the block runs; then the yielded list holds
     the Load wrk measured, its rate the true one. A connection's pause is its share of the interval less
     a reply's latency, taken from a 3-second run first."""
-    interval_ms = CLIENTS * 1000 / rate
-    trial = wrk(f"{base}/", _paced(ids, interval_ms), CLIENTS, 3)
-    latency_ms = max(0.0, CLIENTS * 1000 / trial.rate - interval_ms)
-    with wrk_in_background(f"{base}/", _paced(ids, max(0.0, interval_ms - latency_ms)), CLIENTS) as load:
+    interval_ms = PACED_CONNECTIONS * 1000 / rate
+    trial = wrk(f"{base}/", _paced(ids, interval_ms), PACED_CONNECTIONS, 3)
+    latency_ms = max(0.0, PACED_CONNECTIONS * 1000 / trial.rate - interval_ms)
+    delay_ms = max(0.0, interval_ms - latency_ms)
+    with wrk_in_background(f"{base}/", _paced(ids, delay_ms), PACED_CONNECTIONS) as load:
         yield load
 
 
