@@ -130,8 +130,8 @@ def run(infra: Infra) -> str:
     ]
     return "\n".join(
         [
-            f"### S5: history lag at {written.rate:.0f} PATCH/s (half of {write_max:.0f}/s asked);"
-            f" drain of {EVENTS:,} events",
+            f"### S5: history lag at {written.rate:.0f} PATCH/s ({write_max / 2:.0f}/s asked: half of"
+            f" {write_max:.0f}/s); drain of {EVENTS:,} events",
             "",
             table(["what", "figure"], rows),
             "",

@@ -163,9 +163,9 @@ def run(infra: Infra) -> str:
             table(["what", "per second", "p50 ms", "p99 ms"], rows),
             "",
             *lines,
-            f"- write load: S2's PATCHes from wrk at {written.rate:.0f}/s (half of {write_max:.0f}/s, measured"
-            f" just before, was asked), non-2xx: {written.errors}; it kept {write_cores:.2f} of the 2 cores busy,"
-            " and so did the CPU burners",
+            f"- write load: S2's PATCHes from wrk at {written.rate:.0f}/s ({write_max / 2:.0f}/s asked: half of"
+            f" {write_max:.0f}/s, measured just before), non-2xx: {written.errors}; it kept {write_cores:.2f}"
+            " of the 2 cores busy, and so did the CPU burners",
             f"- HTTP floor: query-api's /healthz at {CONNECTIONS} clients {floor.rate:.0f}/s, p50"
             f" {floor.p50_ms:.1f} ms; a page whose SQL runs at D/s directly reaches floor/(floor + D) of D at best",
             f"- data set generated in {generated:.0f} s (bench/dataset.py)",

@@ -26,11 +26,10 @@ def max_patch_rate(base: str, ids: list[int], seconds: float) -> float:
 def paced_patches(base: str, ids: list[int], rate: float) -> Iterator[list[Load]]:
     """PATCH random contacts at about `rate` per second while the block runs; then the yielded list holds
     the Load wrk measured, its rate the true one. A connection's pause is its share of the interval less
-    a reply's latency, taken from a 3-second run first."""
+    a reply's median latency (which wrk times without the pause), taken from a 3-second run first."""
     interval_ms = PACED_CONNECTIONS * 1000 / rate
     trial = wrk(f"{base}/", _paced(ids, interval_ms), PACED_CONNECTIONS, 3)
-    latency_ms = max(0.0, PACED_CONNECTIONS * 1000 / trial.rate - interval_ms)
-    delay_ms = max(0.0, interval_ms - latency_ms)
+    delay_ms = max(0.0, interval_ms - trial.p50_ms)
     with wrk_in_background(f"{base}/", _paced(ids, delay_ms), PACED_CONNECTIONS) as load:
         yield load
 
