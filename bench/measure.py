@@ -35,6 +35,16 @@ class Load:
     errors: int = 0
 
 
+def median_load(loads: Sequence[Load]) -> Load:
+    """Of each figure, its median over these runs; their errors summed."""
+    return Load(
+        median([load.rate for load in loads]),
+        median([load.p50_ms for load in loads]),
+        median([load.p99_ms for load in loads]),
+        sum(load.errors for load in loads),
+    )
+
+
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 

@@ -4,18 +4,21 @@ The data set is bench/dataset.py's (S6_CONTACTS contacts, 1,000,000 by default).
 runs query-api's own views (the same statements, the same two-step search) from threads with
 psycopg, without HTTP. Throughput is measured at 8 concurrent clients, enough to saturate the two
 cores; latency at 2 clients, one per core, so that p99 shows what a request costs rather than how
-long it queues behind seven others. Then the latency again while S2's PATCH load runs at half its
-maximum rate, and next to that the latency beside plain CPU burners of the same appetite as the write
-load: what any work of that size does to reads on this machine. Also the HTTP floor: query-api's
-/healthz, the least a request through gunicorn and Flask costs: with it a page that runs at D/s directly
-would run at about floor/(floor + D) of that through them, were HTTP and SQL all it cost (each figure is
-from its own minute of a noisy machine, so the estimate is rough).
+long it queues behind seven others. The latency again while S2's PATCH load runs at half its
+maximum rate (first, so that the runs without writes can take turns), and beside plain CPU burners of
+the same appetite as that write load: what any work of that size does to reads on this machine.
+
+Without writes, the HTTP runs, the direct ones and those beside the burners take turns, ROUNDS times,
+and each figure is the median over its rounds: the machine is shared and drifts within minutes.
+Last, the HTTP floor: query-api's /healthz, the least a request through gunicorn and Flask costs. A
+page that runs at D/s directly would run at about floor/(floor + D) of that through them, were HTTP and
+SQL all it cost: a rough estimate, from figures of different minutes.
 """
 
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import requests
@@ -23,7 +26,7 @@ from query_api.params import parse_list_query
 from query_api.views import ContactViews
 
 from bench.dataset import generate_contacts
-from bench.measure import Load, busy_cores, cpu_burners, percentile, table, verdict, wrk
+from bench.measure import Load, busy_cores, cpu_burners, median_load, percentile, table, verdict, wrk
 from bench.write_load import max_patch_rate, paced_patches, seed
 from shared.db import open_pool
 from shared.settings import Settings
@@ -35,6 +38,7 @@ CONTACTS = int(os.environ.get("S6_CONTACTS", "1000000"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
 CONNECTIONS = 8  # for throughput: both cores saturated
 LATENCY_CONNECTIONS = 2  # for latency: one request per core
+ROUNDS = 3  # the runs without writes take turns, SECONDS / ROUNDS each, and report their medians
 
 SEARCHES = [
     "müller", "smith", "lovelace", "ada", "hopper", "ngata", "zoë", "o'connor", "wiśniewski", "jürgen",
@@ -66,16 +70,16 @@ def list_paths(base: str) -> list[str]:
     return paths
 
 
-def through_http(base: str, paths: list[str], connections: int) -> Load:
+def through_http(base: str, paths: list[str], connections: int, seconds: float = SECONDS) -> Load:
     lua = LUA % {"paths": ",".join(f'"{path}"' for path in paths)}
-    return wrk(f"{base}/", lua, connections, SECONDS)
+    return wrk(f"{base}/", lua, connections, seconds)
 
 
-def direct(views: ContactViews, paths: list[str], clients: int) -> Load:
+def direct(views: ContactViews, paths: list[str], clients: int, seconds: float) -> Load:
     """The same requests as calls of query-api's views from `clients` threads, no HTTP."""
     queries = [parse_list_query(dict(parse_qsl(urlsplit(path).query))) for path in paths]
     samples: list[list[float]] = [[] for _ in range(clients)]
-    deadline = time.monotonic() + SECONDS
+    deadline = time.monotonic() + seconds
 
     def client(mine: list[float], offset: int) -> None:
         index = offset
@@ -87,7 +91,17 @@ def direct(views: ContactViews, paths: list[str], clients: int) -> Load:
 
     run_threads([lambda mine=mine, n=n: client(mine, n) for n, mine in enumerate(samples)])  # type: ignore[misc]
     flat = [sample for mine in samples for sample in mine]
-    return Load(len(flat) / SECONDS, percentile(flat, 0.5), percentile(flat, 0.99))
+    return Load(len(flat) / seconds, percentile(flat, 0.5), percentile(flat, 0.99))
+
+
+def alternating(runs: Mapping[str, Callable[[], Load]]) -> dict[str, Load]:
+    """Each run ROUNDS times, taking turns, so that the machine's drift touches them all alike; of each
+    figure, the median over the rounds."""
+    loads: dict[str, list[Load]] = {name: [] for name in runs}
+    for _ in range(ROUNDS):
+        for name, measure in runs.items():
+            loads[name].append(measure())
+    return {name: median_load(samples) for name, samples in loads.items()}
 
 
 def run_threads(targets: list[Callable[[], None]]) -> None:
@@ -96,6 +110,25 @@ def run_threads(targets: list[Callable[[], None]]) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def _idle_figures(base: str, views: ContactViews, paths: list[str], write_cores: float) -> dict[str, Load]:
+    """With no writes: throughput and latency through HTTP and direct, and the latency beside CPU burners."""
+    seconds = SECONDS / ROUNDS
+
+    def burned() -> Load:
+        with cpu_burners(write_cores):
+            return through_http(base, paths, LATENCY_CONNECTIONS, seconds)
+
+    return alternating(
+        {
+            "http": lambda: through_http(base, paths, CONNECTIONS, seconds),
+            "sql": lambda: direct(views, paths, CONNECTIONS, seconds),
+            "http_2": lambda: through_http(base, paths, LATENCY_CONNECTIONS, seconds),
+            "sql_2": lambda: direct(views, paths, LATENCY_CONNECTIONS, seconds),
+            "burned": burned,
+        }
+    )
 
 
 def _row(label: str, load: Load) -> tuple[str, str, str, str]:
@@ -115,10 +148,6 @@ def run(infra: Infra) -> str:
         views = ContactViews(pool)
         for paths in workloads.values():
             through_http(base, paths, CONNECTIONS)  # warm the caches
-        http = {name: through_http(base, paths, CONNECTIONS) for name, paths in workloads.items()}
-        sql = {name: direct(views, paths, CONNECTIONS) for name, paths in workloads.items()}
-        http_2 = {name: through_http(base, paths, LATENCY_CONNECTIONS) for name, paths in workloads.items()}
-        sql_2 = {name: direct(views, paths, LATENCY_CONNECTIONS) for name, paths in workloads.items()}
 
         writer = start_command_api(stack.launch, "bench-command-api", create_reply_delay_seconds=0, log_level="WARNING")
         start_relay(stack.launch, "bench-relay", log_level="WARNING")
@@ -127,8 +156,8 @@ def run(infra: Infra) -> str:
         with paced_patches(writer, ids, write_max / 2) as writes:
             write_cores = busy_cores(min(SECONDS, 5))
             loaded = {name: through_http(base, paths, LATENCY_CONNECTIONS) for name, paths in workloads.items()}
-        with cpu_burners(write_cores):
-            burned = {name: through_http(base, paths, LATENCY_CONNECTIONS) for name, paths in workloads.items()}
+
+        figures = {name: _idle_figures(base, views, paths, write_cores) for name, paths in workloads.items()}
         floor = through_http(base, ["/healthz"], CONNECTIONS)
     finally:
         pool.close()
@@ -137,30 +166,32 @@ def run(infra: Infra) -> str:
     written = writes[0]
     rows = []
     lines = []
-    for name in workloads:
-        ratio = http[name].rate / sql[name].rate
-        p99 = http_2[name].p99_ms
+    for name, idle in figures.items():
+        ratio = idle["http"].rate / idle["sql"].rate
+        p99 = idle["http_2"].p99_ms
         slowdown = loaded[name].p99_ms / p99
-        bound = floor.rate / (floor.rate + sql[name].rate)
+        bound = floor.rate / (floor.rate + idle["sql"].rate)
         rows += [
-            _row(f"{name}: query-api (HTTP), {CONNECTIONS} clients", http[name]),
-            _row(f"{name}: same SQL, psycopg direct, {CONNECTIONS} clients", sql[name]),
-            _row(f"{name}: query-api (HTTP), {LATENCY_CONNECTIONS} clients", http_2[name]),
-            _row(f"{name}: same SQL, psycopg direct, {LATENCY_CONNECTIONS} clients", sql_2[name]),
+            _row(f"{name}: query-api (HTTP), {CONNECTIONS} clients", idle["http"]),
+            _row(f"{name}: same SQL, psycopg direct, {CONNECTIONS} clients", idle["sql"]),
+            _row(f"{name}: query-api (HTTP), {LATENCY_CONNECTIONS} clients", idle["http_2"]),
+            _row(f"{name}: same SQL, psycopg direct, {LATENCY_CONNECTIONS} clients", idle["sql_2"]),
             _row(f"{name}: query-api (HTTP), {LATENCY_CONNECTIONS} clients, under writes", loaded[name]),
-            _row(f"{name}: query-api (HTTP), {LATENCY_CONNECTIONS} clients, beside CPU burners", burned[name]),
+            _row(f"{name}: query-api (HTTP), {LATENCY_CONNECTIONS} clients, beside CPU burners", idle["burned"]),
         ]
+        errors = loaded[name].errors + sum(load.errors for load in idle.values())
         lines += [
             f"- {name}: query-api / direct at {CONNECTIONS} clients **{ratio:.2f}x** (target ≥ 0.7x:"
             f" {verdict(ratio >= 0.7)}); p99 at {LATENCY_CONNECTIONS} clients {p99:.1f} ms (target ≤ 20 ms:"
             f" {verdict(p99 <= 20)}); that p99 under writes {slowdown:.2f}x"
             f" (target ≤ 1.5x: {verdict(slowdown <= 1.5)}), beside CPU burners as hungry as the writes"
-            f" {burned[name].p99_ms / p99:.2f}x; the HTTP floor alone would leave this SQL about {bound:.2f}x;"
-            f" non-2xx: {http[name].errors + http_2[name].errors + loaded[name].errors + burned[name].errors}",
+            f" {idle['burned'].p99_ms / p99:.2f}x; the HTTP floor alone would leave this SQL about {bound:.2f}x;"
+            f" non-2xx: {errors}",
         ]
     return "\n".join(
         [
-            f"### S6: reads over {CONTACTS:,} contacts, {SECONDS:.0f} s per row",
+            f"### S6: reads over {CONTACTS:,} contacts, {SECONDS:.0f} s per row (without writes: the median of"
+            f" {ROUNDS} alternating runs of {SECONDS / ROUNDS:.0f} s)",
             "",
             table(["what", "per second", "p50 ms", "p99 ms"], rows),
             "",
