@@ -12,7 +12,7 @@ from bench.s2_patch import CLIENTS, PATCH_LUA, patch_load, seed
 
 #: Connections of the paced load: many, each pausing long, so that a reply's latency, which the reads
 #: around it change, moves the rate little.
-PACED_CONNECTIONS = 64
+PACED_CONNECTIONS = 128
 #: Each connection waits this long between a reply and its next PATCH: wrk's way to pace a load.
 _PACED_LUA = PATCH_LUA + "\ndelay = function() return %(delay_ms)d end\n"
 
