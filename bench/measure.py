@@ -9,7 +9,7 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event
@@ -35,14 +35,22 @@ class Load:
     errors: int = 0
 
 
-def median_load(loads: Sequence[Load]) -> Load:
-    """Of each figure, its median over these runs; their errors summed."""
-    return Load(
-        median([load.rate for load in loads]),
-        median([load.p50_ms for load in loads]),
-        median([load.p99_ms for load in loads]),
-        sum(load.errors for load in loads),
-    )
+def alternating(runs: Mapping[str, Callable[[], Load]], rounds: int) -> dict[str, Load]:
+    """Each run `rounds` times, taking turns, so that the machine's drift touches them all alike; of each
+    figure, the median over the rounds (their errors summed)."""
+    loads: dict[str, list[Load]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, measure in runs.items():
+            loads[name].append(measure())
+    return {
+        name: Load(
+            median([load.rate for load in samples]),
+            median([load.p50_ms for load in samples]),
+            median([load.p99_ms for load in samples]),
+            sum(load.errors for load in samples),
+        )
+        for name, samples in loads.items()
+    }
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}

@@ -18,7 +18,7 @@ SQL all it cost: a rough estimate, from figures of different minutes.
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import requests
@@ -26,7 +26,7 @@ from query_api.params import parse_list_query
 from query_api.views import ContactViews
 
 from bench.dataset import generate_contacts
-from bench.measure import Load, busy_cores, cpu_burners, median_load, percentile, table, verdict, wrk
+from bench.measure import Load, alternating, busy_cores, cpu_burners, percentile, table, verdict, wrk
 from bench.write_load import max_patch_rate, paced_patches, seed
 from shared.db import open_pool
 from shared.settings import Settings
@@ -94,16 +94,6 @@ def direct(views: ContactViews, paths: list[str], clients: int, seconds: float) 
     return Load(len(flat) / seconds, percentile(flat, 0.5), percentile(flat, 0.99))
 
 
-def alternating(runs: Mapping[str, Callable[[], Load]]) -> dict[str, Load]:
-    """Each run ROUNDS times, taking turns, so that the machine's drift touches them all alike; of each
-    figure, the median over the rounds."""
-    loads: dict[str, list[Load]] = {name: [] for name in runs}
-    for _ in range(ROUNDS):
-        for name, measure in runs.items():
-            loads[name].append(measure())
-    return {name: median_load(samples) for name, samples in loads.items()}
-
-
 def run_threads(targets: list[Callable[[], None]]) -> None:
     threads = [threading.Thread(target=target) for target in targets]
     for thread in threads:
@@ -127,7 +117,8 @@ def _idle_figures(base: str, views: ContactViews, paths: list[str], write_cores:
             "http_2": lambda: through_http(base, paths, LATENCY_CONNECTIONS, seconds),
             "sql_2": lambda: direct(views, paths, LATENCY_CONNECTIONS, seconds),
             "burned": burned,
-        }
+        },
+        ROUNDS,
     )
 
 
