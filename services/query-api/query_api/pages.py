@@ -1,4 +1,9 @@
-"""What the read endpoints answer: pages of contacts and of history entries."""
+"""What the read endpoints answer: pages of contacts and of history entries.
+
+These models document the replies (the OpenAPI document's schemas are made from them); the views build
+the bodies straight from PostgreSQL's rows, which already have these types, and a test checks real
+replies against the schemas.
+"""
 
 from datetime import datetime
 from typing import Literal

@@ -13,15 +13,14 @@ id), so rows never shift between pages.
 """
 
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 from psycopg import Connection
 from psycopg.sql import SQL, Composable, Composed, Literal, Placeholder
 from psycopg_pool import ConnectionPool
 
-from query_api.pages import ContactPage, HistoryPage
-from query_api.params import MAX_ID, MAX_VERSION, HistoryQuery, ListQuery, history_cursor, list_cursor
-from shared.models import Contact
+from query_api.params import MAX_ID, MAX_VERSION, HistoryQuery, ListQuery, Sort, history_cursor, list_cursor
 
 #: Each must stay the expression of its `contacts_by_<field>` index.
 SORT_KEYS = {
@@ -39,6 +38,9 @@ CANDIDATE_BLOCKS = 16
 _COLUMNS = SQL("id, first_name, last_name, email, phone, version, created_at, updated_at")
 
 Row = dict[str, Any]
+#: A reply body, shaped as its pydantic model in query_api.pages says (the OpenAPI document is made from
+#: those), but built straight from the rows: PostgreSQL's types already are the contract's.
+Body = dict[str, Any]
 #: A stretch of the sort order to walk: from (lo key, lo id) up to (hi key, hi id); None for either end.
 Bound = tuple[str, int] | None
 
@@ -52,41 +54,30 @@ class ContactViews:
     def __init__(self, pool: ConnectionPool[Connection[Row]]) -> None:
         self._pool = pool
 
-    def contact(self, contact_id: int) -> Contact | None:
+    def contact(self, contact_id: int) -> Body | None:
         if not 0 < contact_id <= MAX_ID:
             return None
         with self._pool.connection() as conn:
-            row = conn.execute(
-                SQL("SELECT {} FROM contacts WHERE id = %s AND deleted_at IS NULL").format(_COLUMNS), (contact_id,)
-            ).fetchone()
-        return None if row is None else Contact.model_validate(row)
+            return conn.execute(_CONTACT, (contact_id,)).fetchone()
 
-    def contacts(self, query: ListQuery) -> ContactPage:
-        key = SORT_KEYS[query.sort.field]
-        direction = SQL("DESC" if query.sort.descending else "ASC")
-        parts = {
-            "columns": _COLUMNS,
-            "key": key,
-            "direction": direction,
-            "after": _after_condition(key, query),
-        }
+    def contacts(self, query: ListQuery) -> Body:
+        parts = _parts(query.sort, query.after is not None)
         params: dict[str, Any] = {"limit": query.limit + 1}
         if query.after is not None:
             params.update(after_key=query.after.key, after_id=query.after.id)
         with self._pool.connection() as conn:
             if query.search is None:
-                rows = _fetch(conn, _PAGE.format(**parts), params)
+                rows = _fetch(conn, _page(query.sort, query.after is not None), params)
             else:
                 params["term"] = like_pattern(query.search)
                 rows = _search(conn, query, parts, params)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
-        last = rows[-1] if more else None
-        # One validation of the whole page (pydantic ignores each row's extra `sort_key`).
-        cursor = None if last is None else list_cursor(query.sort, last["sort_key"], last["id"])
-        return ContactPage.model_validate({"items": rows, "next_cursor": cursor})
+        keys = [row.pop("sort_key") for row in rows]
+        cursor = list_cursor(query.sort, keys[-1], rows[-1]["id"]) if more else None
+        return {"items": rows, "next_cursor": cursor}
 
-    def history(self, contact_id: int, query: HistoryQuery) -> HistoryPage | None:
+    def history(self, contact_id: int, query: HistoryQuery) -> Body | None:
         """The contact's versions, newest first; None if the contact never existed."""
         if not 0 < contact_id <= MAX_ID:
             return None
@@ -100,15 +91,27 @@ class ContactViews:
                 return None
         more = len(rows) > query.limit
         rows = rows[: query.limit]
-        return HistoryPage.model_validate(
-            {"items": rows, "next_cursor": history_cursor(rows[-1]["version"]) if more else None}
-        )
+        return {"items": rows, "next_cursor": history_cursor(rows[-1]["version"]) if more else None}
 
 
-def _after_condition(key: Composable, query: ListQuery) -> Composed | SQL:
-    if query.after is None:
-        return SQL("")
-    return _row_condition(key, "<" if query.sort.descending else ">", "after")
+@cache
+def _parts(sort: Sort, after: bool) -> Mapping[str, Composable]:
+    """The pieces of a list statement for this sort, past a cursor or not, as `{columns}`, `{key}`,
+    `{direction}` and `{after}`, made once rather than for every request."""
+    key = SORT_KEYS[sort.field]
+    comparison = "<" if sort.descending else ">"
+    return {
+        "columns": _COLUMNS,
+        "key": key,
+        "direction": SQL("DESC" if sort.descending else "ASC"),
+        "after": _row_condition(key, comparison, "after") if after else SQL(""),
+    }
+
+
+@cache
+def _page(sort: Sort, after: bool) -> bytes:
+    """The statement of a list page without search, composed once."""
+    return _PAGE.format(**_parts(sort, after)).as_bytes()
 
 
 def _row_condition(key: Composable, comparison: str, name: str) -> Composed:
@@ -245,11 +248,13 @@ def _stretch_walks(
     ]
 
 
-def _fetch(conn: Connection[Row], query: Composed, params: dict[str, Any]) -> list[Row]:
+def _fetch(conn: Connection[Row], query: Composed | bytes, params: dict[str, Any]) -> list[Row]:
     # Never prepared: a generic plan cannot see the search term, and only the term tells the trigram
     # index whether it helps.
     return conn.execute(query, params, prepare=False).fetchall()
 
+
+_CONTACT = SQL("SELECT {} FROM contacts WHERE id = %s AND deleted_at IS NULL").format(_COLUMNS)
 
 # A page in sort order, straight from the sort's index.
 _PAGE = SQL(
