@@ -21,6 +21,7 @@ from psycopg.sql import SQL, Composable, Composed, Literal, Placeholder
 from psycopg_pool import ConnectionPool
 
 from query_api.params import MAX_ID, MAX_VERSION, HistoryQuery, ListQuery, Sort, history_cursor, list_cursor
+from shared.models import Contact
 
 #: Each must stay the expression of its `contacts_by_<field>` index.
 SORT_KEYS = {
@@ -91,6 +92,9 @@ class ContactViews:
                 return None
         more = len(rows) > query.limit
         rows = rows[: query.limit]
+        for row in rows:  # a jsonb snapshot comes back in jsonb's key order: give it the contact's own
+            if row["contact"] is not None:
+                row["contact"] = {field: row["contact"][field] for field in Contact.model_fields}
         return {"items": rows, "next_cursor": history_cursor(rows[-1]["version"]) if more else None}
 
 
