@@ -12,6 +12,10 @@ from shared.logs import logging_config
 
 _own_metrics_dirs: list[str] = []  # made by prepare(), removed by on_exit()
 
+#: A setting, for each gunicorn.conf.py to import: no control socket (gunicorn 25 and later open one at
+#: a path per user, which command-api, query-api and every test stack on the machine would share).
+control_socket_disable = True
+
 
 class QuietAccessLogger(Logger):  # type: ignore[misc]  # gunicorn ships no type hints
     """gunicorn's logger, except that an access-log line is built only when `gunicorn.access` would print it.

@@ -2,7 +2,7 @@
 
 import resource
 
-from shared.gunicorn_base import QuietAccessLogger, child_exit, on_exit, prepare
+from shared.gunicorn_base import QuietAccessLogger, child_exit, control_socket_disable, on_exit, prepare
 from shared.settings import get_settings
 
 _settings = get_settings()
@@ -24,7 +24,7 @@ accesslog = None
 logger_class = QuietAccessLogger
 wsgi_app = "command_api.app:create_app()"
 
-__all__ = ["child_exit", "on_exit", "on_starting"]  # gunicorn hooks, found by name
+__all__ = ["child_exit", "control_socket_disable", "on_exit", "on_starting"]  # gunicorn hooks and settings, found by name
 
 
 def on_starting(server: object) -> None:

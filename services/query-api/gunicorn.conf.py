@@ -5,7 +5,7 @@ pool of DB_POOL_MAX_SIZE connections. gevent's workers took 12 to 30 % less CPU 
 gthread's (its thread pool's hand-offs and the GIL between threads), measured side by side on S6's data.
 """
 
-from shared.gunicorn_base import QuietAccessLogger, child_exit, on_exit, prepare
+from shared.gunicorn_base import QuietAccessLogger, child_exit, control_socket_disable, on_exit, prepare
 from shared.settings import get_settings
 
 _settings = get_settings()
@@ -21,4 +21,4 @@ accesslog = None
 logger_class = QuietAccessLogger
 wsgi_app = "query_api.app:create_app()"
 
-__all__ = ["child_exit", "on_exit"]  # gunicorn hooks, found by name
+__all__ = ["child_exit", "control_socket_disable", "on_exit"]  # gunicorn hooks and settings, found by name
