@@ -24,7 +24,7 @@ accesslog = None
 logger_class = QuietAccessLogger
 wsgi_app = "command_api.app:create_app()"
 
-__all__ = ["child_exit", "control_socket_disable", "on_exit", "on_starting"]  # gunicorn hooks and settings, found by name
+__all__ = ["child_exit", "control_socket_disable", "on_exit", "on_starting"]  # gunicorn finds these by name
 
 
 def on_starting(server: object) -> None:

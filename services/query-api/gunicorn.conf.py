@@ -21,4 +21,4 @@ accesslog = None
 logger_class = QuietAccessLogger
 wsgi_app = "query_api.app:create_app()"
 
-__all__ = ["child_exit", "control_socket_disable", "on_exit"]  # gunicorn hooks and settings, found by name
+__all__ = ["child_exit", "control_socket_disable", "on_exit"]  # gunicorn finds these by name
