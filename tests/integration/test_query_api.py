@@ -7,6 +7,7 @@ import jsonschema
 import psycopg
 import pytest
 import requests
+from query_api.params import SORTS
 
 from shared.db import session_options
 from shared.settings import Settings
@@ -124,12 +125,26 @@ def test_every_reply_fits_its_schema_in_the_openapi_document_with_no_field_beyon
     }
     for name, paths in replies.items():
         validator = jsonschema.Draft202012Validator(
-            {"$ref": f"#/components/schemas/{name}", "components": {"schemas": schemas}}
+            {"$ref": f"#/components/schemas/{name}", "components": {"schemas": schemas}},
+            format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
         )
         for path in paths:
             reply = http.get(f"{query_api}{path}", timeout=5)
             assert reply.status_code == 200 and reply.headers["Content-Type"] == "application/json", path
             validator.validate(reply.json())
+
+
+@pytest.mark.parametrize("sort", SORTS)
+def test_a_list_without_search_goes_on_from_its_cursor_where_one_longer_page_would(
+    command_api: str, query_api: str, http: requests.Session, sort: str
+) -> None:
+    for _ in range(3):
+        create(http, command_api)
+    url = f"{query_api}/api/contacts"
+    whole = http.get(url, params={"sort": sort, "limit": "6"}, timeout=5).json()["items"]
+    first = http.get(url, params={"sort": sort, "limit": "3"}, timeout=5).json()
+    second = http.get(url, params={"sort": sort, "limit": "3", "cursor": first["next_cursor"]}, timeout=5).json()
+    assert len(whole) == 6 and first["items"] + second["items"] == whole
 
 
 @pytest.mark.parametrize(

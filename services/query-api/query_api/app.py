@@ -1,14 +1,12 @@
 """HTTP entry of the read side: parse the query, ask the views, shape the reply."""
 
-from typing import Any
-
 import orjson
 from flask import Flask, Response, request
 
 from query_api.errors import ContactNotFound
 from query_api.openapi import openapi_document
 from query_api.params import parse_history_query, parse_list_query
-from query_api.views import ContactViews
+from query_api.views import Body, ContactViews
 from shared.db import open_pool
 from shared.health import database_ready
 from shared.http import serve_common
@@ -60,6 +58,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
-def _json(body: dict[str, Any]) -> Response:
+def _json(body: Body) -> Response:
     """A reply body as JSON, its times in the form pydantic writes them (UTC as `Z`)."""
     return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), mimetype="application/json")

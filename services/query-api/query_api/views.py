@@ -37,6 +37,7 @@ WALK_BUDGET = 10_000
 CANDIDATE_BLOCKS = 16
 
 _COLUMNS = SQL("id, first_name, last_name, email, phone, version, created_at, updated_at")
+_CONTACT_FIELDS = tuple(Contact.model_fields)  # a contact's fields in the order replies show them
 
 Row = dict[str, Any]
 #: A reply body, shaped as its pydantic model in query_api.pages says (the OpenAPI document is made from
@@ -74,8 +75,9 @@ class ContactViews:
                 rows = _search(conn, query, parts, params)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
-        keys = [row.pop("sort_key") for row in rows]
-        cursor = list_cursor(query.sort, keys[-1], rows[-1]["id"]) if more else None
+        cursor = list_cursor(query.sort, rows[-1]["sort_key"], rows[-1]["id"]) if more else None
+        for row in rows:
+            del row["sort_key"]
         return {"items": rows, "next_cursor": cursor}
 
     def history(self, contact_id: int, query: HistoryQuery) -> Body | None:
@@ -94,7 +96,7 @@ class ContactViews:
         rows = rows[: query.limit]
         for row in rows:  # a jsonb snapshot comes back in jsonb's key order: give it the contact's own
             if row["contact"] is not None:
-                row["contact"] = {field: row["contact"][field] for field in Contact.model_fields}
+                row["contact"] = {field: row["contact"][field] for field in _CONTACT_FIELDS}
         return {"items": rows, "next_cursor": history_cursor(rows[-1]["version"]) if more else None}
 
 
