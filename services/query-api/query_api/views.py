@@ -260,6 +260,7 @@ def _fetch(conn: Connection[Row], query: Composed | bytes, params: dict[str, Any
     return conn.execute(query, params, prepare=False).fetchall()
 
 
+# One contact, unless it was deleted.
 _CONTACT = SQL("SELECT {} FROM contacts WHERE id = %s AND deleted_at IS NULL").format(_COLUMNS)
 
 # A page in sort order, straight from the sort's index.
