@@ -1,12 +1,12 @@
 """What every Flask service of ours does alike: correlation ids, request metrics, problem replies and probes."""
 
-import json
 import logging
 import re
 import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import psycopg
 from flask import Flask, Response, g, request
 from prometheus_client import Histogram
@@ -32,11 +32,12 @@ TOKEN = re.compile(r"[\x21-\x7e]{1,200}")
 
 
 def json_response(body: dict[str, Any], status: int = 200) -> Response:
-    return Response(json.dumps(body), status, mimetype="application/json")
+    """A JSON reply, written by orjson: times as pydantic writes them (UTC as `Z`), UUIDs as strings."""
+    return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), status, mimetype="application/json")
 
 
 def problem_response(problem: dict[str, Any]) -> Response:
-    return Response(json.dumps(problem), problem["status"], mimetype="application/problem+json")
+    return Response(orjson.dumps(problem), problem["status"], mimetype="application/problem+json")
 
 
 def serve_common(

@@ -1,15 +1,14 @@
 """HTTP entry of the read side: parse the query, ask the views, shape the reply."""
 
-import orjson
 from flask import Flask, Response, request
 
 from query_api.errors import ContactNotFound
 from query_api.openapi import openapi_document
 from query_api.params import parse_history_query, parse_list_query
-from query_api.views import Body, ContactViews
+from query_api.views import ContactViews
 from shared.db import open_pool
 from shared.health import database_ready
-from shared.http import serve_common
+from shared.http import json_response, serve_common
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
 
@@ -34,7 +33,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.get("/api/contacts")
     def list_contacts() -> Response:
-        return _json(views.contacts(parse_list_query(request.args)))
+        return json_response(views.contacts(parse_list_query(request.args)))
 
     @app.get("/api/contacts/<int:contact_id>")
     def get_contact(contact_id: int) -> Response:
@@ -44,7 +43,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         etag = f'"{contact["version"]}"'
         if_none_match = request.headers.get("If-None-Match", "")
         fresh = etag in if_none_match or if_none_match.strip() == "*"
-        response = Response(status=304) if fresh else _json(contact)
+        response = Response(status=304) if fresh else json_response(contact)
         response.headers["ETag"] = etag
         return response
 
@@ -53,11 +52,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         page = views.history(contact_id, parse_history_query(request.args))
         if page is None:
             raise ContactNotFound(contact_id)
-        return _json(page)
+        return json_response(page)
 
     return app
-
-
-def _json(body: Body) -> Response:
-    """A reply body as JSON, its times in the form pydantic writes them (UTC as `Z`)."""
-    return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), mimetype="application/json")

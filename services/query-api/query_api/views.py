@@ -40,8 +40,7 @@ _COLUMNS = SQL("id, first_name, last_name, email, phone, version, created_at, up
 _CONTACT_FIELDS = tuple(Contact.model_fields)  # a contact's fields in the order replies show them
 
 Row = dict[str, Any]
-#: A reply body, shaped as its pydantic model in query_api.pages says (the OpenAPI document is made from
-#: those), but built straight from the rows: PostgreSQL's types already are the contract's.
+#: A reply body, built from the rows in the shape query_api.pages describes.
 Body = dict[str, Any]
 #: A stretch of the sort order to walk: from (lo key, lo id) up to (hi key, hi id); None for either end.
 Bound = tuple[str, int] | None
@@ -63,13 +62,14 @@ class ContactViews:
             return conn.execute(_CONTACT, (contact_id,)).fetchone()
 
     def contacts(self, query: ListQuery) -> Body:
-        parts = _parts(query.sort, query.after is not None)
+        after = query.after is not None
+        parts = _parts(query.sort, after)
         params: dict[str, Any] = {"limit": query.limit + 1}
         if query.after is not None:
             params.update(after_key=query.after.key, after_id=query.after.id)
         with self._pool.connection() as conn:
             if query.search is None:
-                rows = _fetch(conn, _page(query.sort, query.after is not None), params)
+                rows = _fetch(conn, _page(query.sort, after), params)
             else:
                 params["term"] = like_pattern(query.search)
                 rows = _search(conn, query, parts, params)
