@@ -1,5 +1,6 @@
 """The notifier with real WebSocket clients, fed by real RabbitMQ: order, resume, resync, slow clients, instances."""
 
+import asyncio
 import json
 import re
 import socket
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 import requests
+from notifier.consumer import Outbox
 from websockets.exceptions import InvalidStatus
 
 from tests.conftest import Launch
@@ -20,7 +22,7 @@ from tests.support.data import new_contact
 from tests.support.infra import Infra
 from tests.support.notifier import LiveClient, RelayLike, start_notifier
 from tests.support.processes import ServiceProcess, wait_until
-from tests.support.tcp_proxy import proxied
+from tests.support.tcp_proxy import TcpProxy, proxied
 
 pytestmark = pytest.mark.integration
 
@@ -256,21 +258,105 @@ def test_health_readiness_and_metrics_are_served_over_http(notifier: str) -> Non
     assert requests.get(f"{notifier}/elsewhere", timeout=5).status_code == 404
 
 
-def test_after_losing_the_broker_the_notifier_reconnects_and_tells_clients_to_resync_if_they_missed_events(
-    launch: Launch, infra: Infra, relay_like: RelayLike
-) -> None:
+@pytest.fixture
+def cut_off_notifier(launch: Launch, infra: Infra) -> Iterator[tuple[str, TcpProxy]]:
+    """A notifier whose connection to RabbitMQ goes through a proxy the test can cut."""
     proxy, amqp_url = proxied(infra.amqp_url, 5672)
-    try:
-        base, _ = start_notifier(launch, "notifier-proxied", amqp_url=amqp_url, notifier_max_backoff_seconds=0.5)
-        client = LiveClient(base)
-        client.hello()
-        proxy.cut()
-        wait_until(lambda: requests.get(f"{base}/readyz", timeout=5).status_code == 503, message="the loss")
-        [missed] = relay_like.publish()
-        proxy.restore()
-        wait_until(lambda: requests.get(f"{base}/readyz", timeout=5).ok, message="the notifier to resubscribe")
-        assert client.receive() == {"type": "resync", "epoch": stream_epoch(infra), "seq": missed}
-        [live] = relay_like.publish()
-        assert seqs_of(client.receive_until(live)) == [live]
-    finally:
-        proxy.close()
+    base, _ = start_notifier(launch, "notifier-proxied", amqp_url=amqp_url, notifier_max_backoff_seconds=0.5)
+    yield base, proxy
+    proxy.close()
+
+
+def write_contacts(http: requests.Session, command_api: str, count: int) -> None:
+    for _ in range(count):
+        assert http.post(f"{command_api}/api/contacts", json=new_contact(), timeout=30).status_code == 201
+
+
+def relayed_seqs(infra: Infra, after: int) -> list[int]:
+    """The seqs after `after` of every outbox row, once the relay has published them all."""
+    with psycopg.connect(infra.database_url, autocommit=True) as conn:
+        unpublished = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+        wait_until(lambda: conn.execute(unpublished).fetchone() == (0,), message="the relay to publish every event")
+        return [row[0] for row in conn.execute("SELECT seq FROM outbox WHERE seq > %s ORDER BY seq", (after,))]
+
+
+def as_sent(body: dict[str, Any]) -> str:
+    """A JSON body as the relay writes it (compact, keys in their order), to compare bodies byte for byte."""
+    return json.dumps(body, separators=(",", ":"))
+
+
+def test_the_outbox_gives_missed_events_in_chunks_as_the_relay_published_them_and_stops_at_a_gap(
+    command_api: str, relay: ServiceProcess, events: EventTap, http: requests.Session, infra: Infra
+) -> None:
+    start = max(relayed_seqs(infra, 0), default=0)
+    write_contacts(http, command_api, 5)
+    seqs = relayed_seqs(infra, start)
+    published = {event.body["seq"]: as_sent(event.body) for event in events.wait_for(len(seqs), lambda _: True)}
+
+    async def read(after: int, until: int) -> list[list[tuple[int, bytes]]]:
+        async with await psycopg.AsyncConnection.connect(infra.database_url, autocommit=True) as conn:
+            return [chunk async for chunk in Outbox(conn, chunk=2).events(after, until)]
+
+    chunks = asyncio.run(read(start, seqs[-1]))
+    assert [[seq for seq, _ in chunk] for chunk in chunks] == [seqs[0:2], seqs[2:4], seqs[4:5]]
+    assert [frame.decode() for chunk in chunks for _, frame in chunk] == [published[seq] for seq in seqs]
+    with psycopg.connect(infra.database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM outbox WHERE seq = %s", (seqs[3],))
+    assert [[seq for seq, _ in chunk] for chunk in asyncio.run(read(start, seqs[-1]))] == [seqs[0:2]]
+
+
+def test_a_notifier_cut_off_from_the_broker_sends_the_missed_events_from_the_outbox_and_no_client_resyncs(
+    cut_off_notifier: tuple[str, TcpProxy],
+    command_api: str,
+    relay: ServiceProcess,
+    events: EventTap,
+    http: requests.Session,
+    infra: Infra,
+) -> None:
+    base, proxy = cut_off_notifier
+    clients = [LiveClient(base) for _ in range(4)]
+    [start] = {client.hello()["seq"] for client in clients}
+    write_contacts(http, command_api, 2)
+    proxy.cut()
+    wait_until(lambda: requests.get(f"{base}/readyz", timeout=5).status_code == 503, message="the loss")
+    write_contacts(http, command_api, 5)
+    relayed_seqs(infra, start)  # published while the notifier's queue did not exist
+    proxy.restore()
+    write_contacts(http, command_api, 3)  # while it resubscribes
+    wait_until(lambda: requests.get(f"{base}/readyz", timeout=5).ok, message="the notifier to resubscribe")
+    write_contacts(http, command_api, 2)
+    expected = relayed_seqs(infra, start)
+
+    published = {event.body["seq"]: as_sent(event.body) for event in events.wait_for(len(expected), lambda _: True)}
+    for client in clients:
+        frames = client.receive_until(expected[-1])
+        assert [frame["type"] for frame in frames if not frame["type"].startswith("contact.")] == []
+        assert seqs_of(frames) == expected
+        assert [as_sent(frame) for frame in frames] == [published[seq] for seq in expected]
+    assert metric(base, "notifier_events_filled_total") >= 5
+    assert metric(base, "notifier_resyncs_total") == 0
+
+
+def test_a_gap_the_outbox_no_longer_holds_still_gets_resync(
+    cut_off_notifier: tuple[str, TcpProxy],
+    command_api: str,
+    relay: ServiceProcess,
+    http: requests.Session,
+    infra: Infra,
+) -> None:
+    base, proxy = cut_off_notifier
+    client = LiveClient(base)
+    start = client.hello()["seq"]
+    proxy.cut()
+    wait_until(lambda: requests.get(f"{base}/readyz", timeout=5).status_code == 503, message="the loss")
+    write_contacts(http, command_api, 3)
+    missed = relayed_seqs(infra, start)
+    with psycopg.connect(infra.database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM outbox WHERE seq = %s", (missed[0],))  # as if pruned after its retention
+    proxy.restore()
+    wait_until(lambda: requests.get(f"{base}/readyz", timeout=5).ok, message="the notifier to resubscribe")
+
+    assert client.receive() == {"type": "resync", "epoch": stream_epoch(infra), "seq": missed[-1]}
+    write_contacts(http, command_api, 1)
+    [live] = relayed_seqs(infra, missed[-1])
+    assert seqs_of(client.receive_until(live)) == [live]

@@ -2,12 +2,13 @@
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 
 import pytest
 from notifier import messages
 from notifier.app import origin_allowed
 from notifier.consumer import NotAnEvent, decode_event
-from notifier.fanout import Fanout
+from notifier.fanout import Fanout, MissedEvents
 from notifier.recent import RecentEvents
 
 ALLOWED = frozenset({"http://localhost:8080"})
@@ -55,7 +56,7 @@ def test_seen_events_are_those_held_or_older_than_what_is_held() -> None:
 def test_a_duplicate_is_ignored_and_a_late_unseen_event_or_a_new_epoch_restarts_the_stream() -> None:
     async def scenario() -> None:
         fanout = Fanout(RecentEvents(100), client_buffer_bytes=1024)
-        fanout.start("e", 10)
+        await fanout.start("e", 10, outbox({}))
         fanout.publish("e", 11, b"a")
         fanout.publish("e", 13, b"b")
         fanout.publish("e", 11, b"a")  # redelivered
@@ -68,16 +69,63 @@ def test_a_duplicate_is_ignored_and_a_late_unseen_event_or_a_new_epoch_restarts_
     asyncio.run(scenario())
 
 
-def test_resubscribing_keeps_the_held_events_only_if_nothing_was_numbered_meanwhile() -> None:
+def outbox(frames: dict[int, bytes], chunk: int = 2) -> MissedEvents:
+    """What the outbox holds, read as `Outbox.events` reads it: in seq order, by chunks, stopping at a gap."""
+
+    async def missed(after: int, until: int) -> AsyncIterator[list[tuple[int, bytes]]]:
+        while after < until:
+            end = min(after + chunk, until)
+            if not all(seq in frames for seq in range(after + 1, end + 1)):
+                return
+            yield [(seq, frames[seq]) for seq in range(after + 1, end + 1)]
+            after = end
+
+    return missed
+
+
+def test_resubscribing_keeps_the_held_events_and_reads_those_numbered_meanwhile_from_the_outbox() -> None:
     async def scenario() -> None:
         fanout = Fanout(RecentEvents(100), client_buffer_bytes=1024)
-        fanout.start("e", 10)
+        await fanout.start("e", 10, outbox({}))
         fanout.publish("e", 11, b"a")
-        fanout.start("e", 11)
+        await fanout.start("e", 11, outbox({}))
         assert fanout.recent.after("e", 10, 10) == [(11, b"a")]
-        fanout.start("e", 12)
-        assert fanout.recent.after("e", 11, 10) is None
-        assert (fanout.recent.floor, fanout.recent.head) == (12, 12)
+        await fanout.start("e", 16, outbox({seq: f"missed {seq}".encode() for seq in range(12, 17)}))
+        assert fanout.recent.after("e", 10, 10) == [
+            (11, b"a"),
+            *((seq, f"missed {seq}".encode()) for seq in range(12, 17)),
+        ]
+        fanout.publish("e", 13, b"its broker copy")
+        fanout.publish("e", 17, b"b")
+        assert (fanout.recent.floor, fanout.recent.head, len(fanout.recent)) == (10, 17, 7)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("epoch", "position", "held"),
+    [
+        ("e", 15, {12: b"", 14: b"", 15: b""}),  # 13 no longer kept
+        ("e", 15, {}),
+        ("e", 11 + 101, {seq: b"" for seq in range(12, 113)}),  # more than the instance holds
+        ("e", 9, {}),  # the stream went back
+        ("f", 3, {seq: b"" for seq in range(1, 4)}),  # another stream
+    ],
+)
+def test_resubscribing_resyncs_when_the_outbox_cannot_supply_every_missed_event(
+    epoch: str, position: int, held: dict[int, bytes]
+) -> None:
+    async def scenario() -> None:
+        fanout = Fanout(RecentEvents(100), client_buffer_bytes=1024)
+        await fanout.start("e", 10, outbox({}))
+        fanout.publish("e", 11, b"a")
+        await fanout.start(epoch, position, outbox(held))
+        assert (fanout.recent.epoch, fanout.recent.floor, fanout.recent.head, len(fanout.recent)) == (
+            epoch,
+            position,
+            position,
+            0,
+        )
 
     asyncio.run(scenario())
 

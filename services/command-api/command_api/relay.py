@@ -8,7 +8,6 @@ again with the same numbers. The leader also keeps house for the database (`keep
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 import time
@@ -26,6 +25,7 @@ from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, w
 from command_api.publisher import ConfirmingPublisher, PublishRefused
 from shared.broker import EVENTS_EXCHANGE, BrokerConnectionLost, ensure_topology
 from shared.db import session_options
+from shared.event_body import event_body
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
 
@@ -126,7 +126,6 @@ class OutboxRelay:
 
     def _publish(self, row: Row) -> "asyncio.Future[None]":
         payload = row["payload"]
-        body = json.dumps({"type": payload["type"], "seq": row["seq"], **payload}, separators=(",", ":"))
         properties = pika.BasicProperties(
             content_type="application/json",
             delivery_mode=pika.DeliveryMode.Persistent,
@@ -136,7 +135,7 @@ class OutboxRelay:
             timestamp=int(time.time()),
             headers={"epoch": self._epoch, "correlation_id": row["correlation_id"]},
         )
-        return self._publisher.publish(EVENTS_EXCHANGE, row["routing_key"], body.encode(), properties)
+        return self._publisher.publish(EVENTS_EXCHANGE, row["routing_key"], event_body(row["seq"], payload), properties)
 
 
 async def keep_house(settings: Settings) -> None:

@@ -2,15 +2,15 @@
 
 On each (re)connection the queue is declared and bound first, then the stream's position is read from
 PostgreSQL (`relay_state`: epoch and last seq handed out), and only then are messages consumed. Any event
-numbered after that position is published after the binding, so it reaches the queue; the fan-out counts
-everything at or before the position as already part of the stream it stands on.
+numbered after that position is published after the binding, so it reaches the queue; the events up to
+the position that this instance has not received are read from the outbox (`Fanout.start`).
 """
 
 import asyncio
 import json
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import psycopg
@@ -22,6 +22,7 @@ from prometheus_client import Counter, Gauge
 
 from notifier.fanout import Fanout
 from shared.broker import EVENTS_EXCHANGE, BrokerConnectionLost, open_async_channel
+from shared.event_body import event_body
 from shared.logs import correlation_id
 from shared.settings import Settings
 
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 
 PREFETCH = 1000
 RPC_TIMEOUT_SECONDS = 10.0
+OUTBOX_CHUNK = 1000  # missed events read per query
+
+_MISSED = "SELECT seq, payload FROM outbox WHERE seq > %s AND seq <= %s ORDER BY seq"
 
 REJECTED = Counter("notifier_messages_rejected_total", "Messages on contacts.events that are not events (logged)")
 SUBSCRIBED = Gauge("notifier_subscribed", "1 while consuming contacts.events")
@@ -57,12 +61,37 @@ def decode_event(headers: dict[str, Any] | None, body: bytes) -> tuple[str, int]
     return epoch, seq
 
 
-async def read_position(database_url: str) -> tuple[str, int]:
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True, connect_timeout=5) as conn:
-        row = await (await conn.execute("SELECT epoch::text, last_seq FROM relay_state")).fetchone()
-    if row is None:
-        raise psycopg.DataError("relay_state is empty: run the migrations")
-    return str(row[0]), int(row[1])
+class Outbox:
+    """The stream as PostgreSQL keeps it, read on one connection: where it stands, and the events it holds."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], chunk: int = OUTBOX_CHUNK) -> None:
+        self._conn = conn
+        self._chunk = chunk
+
+    async def position(self) -> tuple[str, int]:
+        """The stream's epoch and the last seq the relay handed out (`relay_state`)."""
+        row = await (await self._conn.execute("SELECT epoch::text, last_seq FROM relay_state")).fetchone()
+        if row is None:
+            raise psycopg.DataError("relay_state is empty: run the migrations")
+        return str(row[0]), int(row[1])
+
+    async def events(self, after: int, until: int) -> AsyncIterator[list[tuple[int, bytes]]]:
+        """The events with seq in (`after`, `until`], in seq order, `chunk` per query, each body the bytes
+        the relay publishes; it stops before the first chunk that lacks a seq.
+
+        The relay numbers without gaps: it hands out `last_seq + 1 … last_seq + n` to a batch of n rows
+        in the one statement that advances `last_seq` (relay.py, `_NUMBER_NEXT_BATCH`), and housekeeping
+        deletes a row only once published and older than OUTBOX_RETENTION_HOURS. So every seq up to the
+        stream's position is a committed row unless it was pruned: fewer rows than seqs is a gap. Rows
+        numbered but not yet published are committed events too; their broker copy is a duplicate.
+        """
+        while after < until:
+            end = min(after + self._chunk, until)
+            rows = await (await self._conn.execute(_MISSED, (after, end))).fetchall()
+            if len(rows) != end - after:
+                return
+            yield [(seq, event_body(seq, payload)) for seq, payload in rows]
+            after = end
 
 
 class EventConsumer:
@@ -103,8 +132,12 @@ class EventConsumer:
             queue = declared.method.queue
             await _rpc(lost, channel.queue_bind, queue=queue, exchange=EVENTS_EXCHANGE, routing_key="contact.#")
             await _rpc(lost, channel.basic_qos, prefetch_count=PREFETCH)
-            epoch, seq = await read_position(self._settings.database_url)
-            self._fanout.start(epoch, seq)
+            async with await psycopg.AsyncConnection.connect(
+                self._settings.database_url, autocommit=True, connect_timeout=5
+            ) as conn:
+                outbox = Outbox(conn)
+                epoch, seq = await outbox.position()
+                await self._fanout.start(epoch, seq, outbox.events)
             channel.basic_consume(queue, self._on_message)
             self.subscribed = self._was_subscribed = True
             SUBSCRIBED.set(1)

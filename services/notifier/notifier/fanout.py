@@ -7,6 +7,7 @@ same step as it is sent the last held event: nothing is skipped or sent twice be
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Callable
 
 from prometheus_client import Counter, Gauge
 from websockets.asyncio.server import ServerConnection, broadcast
@@ -21,11 +22,16 @@ EVENTS_IN = Counter("notifier_events_received_total", "Events received from cont
 EVENTS_OUT = Counter("notifier_events_sent_total", "Event frames written to clients, live or resuming")
 DROPPED = Counter("notifier_clients_dropped_total", "Clients the notifier disconnected", ["reason"])
 RESYNCS = Counter("notifier_resyncs_total", "resync frames sent to clients")
+FILLED = Counter("notifier_events_filled_total", "Events read from the outbox that were missed while resubscribing")
 HEAD = Gauge("notifier_stream_seq", "Latest seq of the stream this instance has")
 LIVE = Gauge("notifier_live_clients", "Clients receiving events as they arrive")
 
 #: Held events sent to a resuming client per look into the buffer.
 CATCH_UP_CHUNK = 500
+
+#: `missed(after, until)`: the events with seq in (after, until], in seq order, a chunk of (seq, frame) at a
+#: time; it stops short when some of them are no longer kept.
+MissedEvents = Callable[[int, int], AsyncIterator[list[tuple[int, bytes]]]]
 
 
 class Fanout:
@@ -37,17 +43,30 @@ class Fanout:
         self._closing: set[asyncio.Task[None]] = set()
         LIVE.set_function(lambda: len(self._live))
 
-    def start(self, epoch: str, seq: int) -> None:
+    async def start(self, epoch: str, seq: int, missed: MissedEvents) -> None:
         """The stream stands at `seq` of `epoch` as this instance (re)subscribes.
 
-        If anything was numbered since the last event this instance has, it may have been published
-        while this instance was not subscribed: every client resyncs.
+        Events numbered since the last one this instance has may have been published while it was not
+        subscribed. It reads them with `missed` (from the outbox) and sends them on in order, exactly as
+        if they had come from the broker; their broker copies, if any come, are duplicates. Only when it
+        cannot (another epoch, more events than it holds, or some the outbox no longer keeps) does every
+        client resync.
         """
-        if self.recent.epoch is None:
-            self.recent.restart(epoch, seq)
-        elif (epoch, seq) != (self.recent.epoch, self.recent.head):
-            self._restart(epoch, seq, "events may have been missed while resubscribing")
-        HEAD.set(self.recent.head)
+        recent = self.recent
+        if recent.epoch is None:
+            recent.restart(epoch, seq)
+        elif epoch != recent.epoch:
+            self._restart(epoch, seq, "a new epoch began while resubscribing")
+        elif not 0 <= seq - recent.head <= recent.capacity:
+            self._restart(epoch, seq, f"the stream moved from {recent.head} to {seq}, beyond what is held")
+        else:
+            async for events in missed(recent.head, seq):
+                for event_seq, frame in events:
+                    self._deliver(event_seq, frame)
+                FILLED.inc(len(events))
+            if recent.head != seq:
+                self._restart(epoch, seq, "the outbox no longer holds every event missed while resubscribing")
+        HEAD.set(recent.head)
 
     def publish(self, epoch: str, seq: int, frame: bytes) -> None:
         """One event from the broker: drop a duplicate, else hold it and send it to every live client."""
@@ -61,9 +80,7 @@ class Fanout:
                 # have passed it, so they cannot get it in order.
                 self._restart(epoch, recent.head, f"event {seq} arrived after {recent.head}")
             return
-        recent.append(seq, frame)
-        HEAD.set(seq)
-        self._push(frame)
+        self._deliver(seq, frame)
 
     async def follow(self, client: ServerConnection, epoch: str | None, after: int) -> None:
         """Send `client` every event after `after` of `epoch`, then make it live.
@@ -91,6 +108,12 @@ class Fanout:
 
     def leave(self, client: ServerConnection) -> None:
         self._live.discard(client)
+
+    def _deliver(self, seq: int, frame: bytes) -> None:
+        """Hold the next event of the stream and send it to every live client."""
+        self.recent.append(seq, frame)
+        HEAD.set(seq)
+        self._push(frame)
 
     def _push(self, frame: bytes) -> None:
         limit = self._buffer_limit

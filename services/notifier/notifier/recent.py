@@ -15,7 +15,7 @@ class RecentEvents:
         self.epoch: str | None = None
         self.head = 0
         self.floor = 0
-        self._capacity = capacity
+        self.capacity = capacity
         self._slack = capacity // 8
         self._seqs: list[int] = []
         self._frames: list[bytes] = []
@@ -31,7 +31,7 @@ class RecentEvents:
         self._seqs.append(seq)
         self._frames.append(frame)
         self.head = seq
-        excess = len(self._seqs) - self._capacity
+        excess = len(self._seqs) - self.capacity
         if excess > self._slack:
             self.floor = self._seqs[excess - 1]
             del self._seqs[:excess], self._frames[:excess]
