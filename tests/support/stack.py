@@ -22,9 +22,9 @@ class Stack:
         settings = {"DATABASE_URL": self._infra.database_url, "AMQP_URL": self._infra.amqp_url, "LOG_LEVEL": "INFO"}
         settings.update({key.upper(): str(value) for key, value in env.items()})
         health = f"http://127.0.0.1:{port}{health_path}" if health_path else None
-        process = ServiceProcess(name, argv, settings, health).start()
-        self.processes.append(process)
-        return process
+        process = ServiceProcess(name, argv, settings, health)
+        self.processes.append(process)  # before it starts: one that never becomes healthy is still stopped
+        return process.start()
 
     def stop(self) -> None:
         for process in reversed(self.processes):
