@@ -2,6 +2,7 @@
 
 import asyncio
 from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
 
 import pika
 from pika.adapters.asyncio_connection import AsyncioConnection
@@ -57,9 +58,13 @@ def declare_topology(channel: _Channel) -> None:
 
 
 def connection_parameters(url: str, name: str) -> pika.URLParameters:
-    """Parameters for one of our connections: heartbeats on, never blocked forever by an alarm."""
+    """Parameters for one of our connections: heartbeats on, never blocked forever by an alarm.
+
+    The heartbeat is 30 s unless the URL names one (`?heartbeat=5`).
+    """
     parameters = pika.URLParameters(url)
-    parameters.heartbeat = 30
+    if "heartbeat" not in parse_qs(urlsplit(url).query):
+        parameters.heartbeat = 30
     parameters.blocked_connection_timeout = 30
     parameters.connection_attempts = 1
     parameters.client_properties = {"connection_name": name}
