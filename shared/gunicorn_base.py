@@ -1,12 +1,16 @@
-"""What every gunicorn configuration of ours shares: metrics summed across workers, and JSON logs."""
+"""What every gunicorn configuration of ours shares: its worker, metrics summed across workers, and JSON logs."""
 
+import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from typing import Any
 
+from gunicorn import util
 from gunicorn.glogging import Logger
+from gunicorn.workers.ggevent import GeventWorker
 
 from shared.logs import logging_config
 
@@ -26,6 +30,31 @@ class QuietAccessLogger(Logger):  # type: ignore[misc]  # gunicorn ships no type
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         if self.access_log.isEnabledFor(logging.INFO):
             super().access(resp, req, environ, request_time)
+
+
+class ProblemWorker(GeventWorker):  # type: ignore[misc]  # gunicorn ships no type hints
+    """gunicorn's gevent worker, whose own error replies are RFC 9457 problems like the application's.
+
+    gunicorn answers some requests itself, before the app sees them: a request line over
+    `limit_request_line` (414), too many or too large headers (431), a malformed request line, header or
+    chunk (400), an `Expect` it cannot meet (417), a transfer coding it does not know (501). Its worker's
+    `handle_error` decides the status and message, then writes them with `gunicorn.util.write_error`, an
+    HTML page, which it looks up at each call: in a worker of ours that page is a problem instead.
+    """
+
+    def init_process(self) -> None:
+        util.write_error = write_problem
+        super().init_process()
+
+
+def write_problem(sock: socket.socket, status: int, reason: str, message: str) -> None:
+    """Write gunicorn's error reply as problem+json (a drop-in for `gunicorn.util.write_error`)."""
+    body = json.dumps({"type": "about:blank", "title": reason, "status": status, "detail": message or reason})
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/problem+json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, (head + body).encode("ascii"))
 
 
 def prepare(service: str, log_level: str) -> dict[str, Any]:

@@ -27,8 +27,9 @@ REQUEST_SECONDS = Histogram(
 
 RETRY_AFTER_SECONDS = 1
 
-#: A header value we accept as an id of the caller's (correlation id, idempotency key).
+#: A header value we accept as an id of the caller's (correlation id, idempotency key), and its JSON schema.
 TOKEN = re.compile(r"[\x21-\x7e]{1,200}")
+TOKEN_SCHEMA = {"type": "string", "pattern": f"^{TOKEN.pattern}$", "maxLength": 200, "minLength": 1}
 
 
 def json_response(body: dict[str, Any], status: int = 200) -> Response:
@@ -97,9 +98,12 @@ def serve_common(
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         status = error.code or 500
-        return problem_response(
+        response = problem_response(
             {"type": "about:blank", "title": error.name, "status": status, "detail": error.description}
         )
+        # werkzeug's own headers of the error: `Allow` of a 405, above all.
+        response.headers.extend((name, value) for name, value in error.get_headers() if name != "Content-Type")
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:

@@ -6,12 +6,36 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
 CONTACT_FIELDS = ("first_name", "last_name", "email", "phone")
 READ_ONLY_FIELDS = frozenset({"id", "version", "created_at", "updated_at"})
 
-_PHONE_CHARACTERS = re.compile(r"\+?[0-9 ().\-]+")
+#: The whitespace trimmed from both ends of every field: Unicode's White_Space, as pydantic trims it.
+_SPACE_CHARACTERS = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+)
+_SPACE = "".join(f"\\u{ord(character):04x}" for character in _SPACE_CHARACTERS)  # for a regex class
+#: What PostgreSQL cannot store in text, though JSON can carry it: NUL and lone UTF-16 surrogates (pydantic
+#: refuses those itself, as not a valid string).
+_UNSTORABLE = r"\x00\ud800-\udfff"
+_PHONE_SEPARATORS = r" ().\-"
+#: What each field may be before trimming, as the OpenAPI documents state it; the validators below decide
+#: the same, and say why a value is refused.
+NAME_PATTERN = f"^[{_SPACE}]*[^{_SPACE}{_UNSTORABLE}][^{_UNSTORABLE}]*$"
+PHONE_PATTERN = f"^[{_SPACE}]*\\+?[{_PHONE_SEPARATORS}]*(?:[0-9][{_PHONE_SEPARATORS}]*){{7,15}}[{_SPACE}]*$"
+
+_PHONE_CHARACTERS = re.compile(f"\\+?[0-9{_PHONE_SEPARATORS}]+")
+
+
+def _trimmed(value: str) -> str:
+    """The value without whitespace at either end; refused if nothing is left or it holds a NUL."""
+    if "\x00" in value:
+        raise ValueError("a NUL character (\\u0000) cannot be stored")
+    value = value.strip(_SPACE_CHARACTERS)
+    if not value:
+        raise ValueError("must not be empty or only whitespace")
+    return value
 
 
 def _email(value: str, info: ValidationInfo) -> str:
@@ -35,9 +59,17 @@ def _phone(value: str) -> str:
     return value
 
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Email = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254), AfterValidator(_email)]
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_phone)]
+# Lengths count the value as sent, before it is trimmed, as the OpenAPI documents' maxLength does.
+Name = Annotated[str, Field(max_length=100, json_schema_extra={"pattern": NAME_PATTERN}), AfterValidator(_trimmed)]
+Email = Annotated[
+    str, Field(max_length=254, json_schema_extra={"format": "email"}), AfterValidator(_trimmed), AfterValidator(_email)
+]
+Phone = Annotated[
+    str,
+    Field(max_length=100, json_schema_extra={"pattern": PHONE_PATTERN}),
+    AfterValidator(_trimmed),
+    AfterValidator(_phone),
+]
 
 
 class ContactData(BaseModel):

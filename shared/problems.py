@@ -52,7 +52,22 @@ def schema_ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+#: What every operation may be answered besides its own problems: gunicorn's own refusals, made before the
+#: app sees a request (shared.gunicorn_base.ProblemWorker), and the database not answering.
+COMMON_PROBLEMS = {
+    400: "the request line, a header or a chunk is malformed (gunicorn)",
+    414: "the request line is longer than 4094 bytes (gunicorn)",
+    417: "an Expect header other than 100-continue (gunicorn)",
+    431: "more than 100 header fields, or one longer than 8190 bytes (gunicorn)",
+    501: "a Transfer-Encoding other than chunked (gunicorn)",
+    503: "the database is not answering; retry after Retry-After seconds",
+}
+
+
 def problem_responses(*statuses: int) -> dict[str, Any]:
-    """OpenAPI responses of an operation's problems; 503 (the database is not answering) for every one."""
+    """OpenAPI responses of an operation's own problems, and of those every operation may get."""
     content = {"application/problem+json": {"schema": schema_ref("Problem")}}
-    return {str(status): {"description": "problem", "content": content} for status in (*statuses, 503)}
+    described = {status: "problem" for status in statuses}
+    for status, description in COMMON_PROBLEMS.items():
+        described[status] = f"{described[status]}, or {description}" if status in described else description
+    return {str(status): {"description": described[status], "content": content} for status in sorted(described)}

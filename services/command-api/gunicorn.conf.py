@@ -10,9 +10,10 @@ _settings = get_settings()
 logconfig_dict = prepare("command-api", _settings.log_level)
 bind = f"0.0.0.0:{_settings.command_api_port}"
 workers = _settings.command_api_workers
-# gunicorn's gevent worker rather than gevent's pywsgi: a held reply costs 22 KiB instead of 27.5 KiB
-# (3,000 held by one worker), for about 5% more CPU per keep-alive PATCH (docs/benchmarks.md, S4).
-worker_class = "gevent"
+# gunicorn's gevent worker (ours: gunicorn's own error replies are problems) rather than gevent's pywsgi: a
+# held reply costs 22 KiB instead of 27.5 KiB (3,000 held by one worker), for about 5% more CPU per
+# keep-alive PATCH (docs/benchmarks.md, S4).
+worker_class = "shared.gunicorn_base.ProblemWorker"
 worker_connections = _settings.command_api_worker_connections
 # Every timeout stays above the deferral of create replies.
 timeout = int(_settings.create_reply_delay_seconds) + 30

@@ -1,9 +1,12 @@
 """Every bad input of SPEC §3 gets its status and an RFC 9457 problem, never a 5xx; concurrency is refused cleanly."""
 
+import json
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import jsonschema
 import pytest
 import requests
 
@@ -45,6 +48,12 @@ def assert_problem(reply: requests.Response, status: int, field: str | None = No
         ({"first_name": 42}, "first_name"),
         ({"email": None}, "email"),
         ({"nickname": "Ada"}, "nickname"),
+        ({"first_name": "A\x00da"}, "first_name"),
+        ({"last_name": "\x00"}, "last_name"),
+        ({"email": "ada\x00@example.com"}, "email"),
+        ({"phone": "+44 20 7946\x00 0958"}, "phone"),
+        ({"first_name": "A\ud800da"}, "first_name"),
+        ({"email": "ada\udfff@example.com"}, "email"),
     ],
 )
 def test_invalid_fields_are_named_in_a_422(
@@ -61,6 +70,17 @@ def test_a_missing_field_is_named_and_read_only_fields_are_ignored(command_api: 
     created = http.post(f"{command_api}/api/contacts", json=echoed)
     assert created.status_code == 201
     assert created.json()["version"] == 1 and created.json()["id"] != 999_999
+
+
+@pytest.mark.parametrize("field", ["first_name", "last_name"])
+def test_a_patch_or_put_with_text_postgresql_cannot_store_is_a_422(
+    command_api: str, http: requests.Session, contact: dict[str, Any], field: str
+) -> None:
+    url = f"{command_api}/api/contacts/{contact['id']}"
+    for text in ("Ada\x00", "\udbff"):
+        assert_problem(http.patch(url, json={field: text}), 422, field)
+        assert_problem(http.put(url, json=new_contact(**{field: text})), 422, field)
+    assert http.patch(url, json={field: "Augusta"}).json()["version"] == 2, "nothing was written before"
 
 
 def test_values_are_trimmed(command_api: str, http: requests.Session) -> None:
@@ -167,7 +187,63 @@ def test_an_idempotency_key_replays_the_same_contact_and_refuses_another_body(
     assert_problem(http.post(f"{command_api}/api/contacts", json=body, headers={"Idempotency-Key": "x" * 300}), 400)
 
 
+@pytest.mark.parametrize("key", ["k" * 200, "!", "~{}[]\"'`", "é", "a b", "x" * 201, ""])
+def test_an_idempotency_key_is_accepted_exactly_when_the_document_allows_it(
+    command_api: str, http: requests.Session, key: str
+) -> None:
+    schema = next(
+        parameter["schema"]
+        for parameter in http.get(f"{command_api}/openapi.json").json()["paths"]["/api/contacts"]["post"]["parameters"]
+        if parameter["name"] == "Idempotency-Key"
+    )
+    documented = jsonschema.Draft202012Validator(schema).is_valid(key)
+    reply = http.post(
+        f"{command_api}/api/contacts", json=new_contact(), headers={"Idempotency-Key": key.encode("latin-1")}
+    )
+    assert reply.status_code == (201 if documented else 400), reply.text
+
+
 def test_unsupported_methods_and_paths_are_problems(command_api: str, http: requests.Session) -> None:
-    assert_problem(http.get(f"{command_api}/api/contacts"), 405)
-    assert_problem(http.post(f"{command_api}/api/contacts/1", json={}), 405)
+    for method, url, allowed in [
+        ("GET", f"{command_api}/api/contacts", {"OPTIONS", "POST"}),
+        ("POST", f"{command_api}/api/contacts/1", {"DELETE", "OPTIONS", "PATCH", "PUT"}),
+    ]:
+        refused = http.request(method, url, json={})
+        assert_problem(refused, 405)
+        assert set(refused.headers["Allow"].split(", ")) == allowed
     assert_problem(http.patch(f"{command_api}/api/contacts/abc", json={}), 404)
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status"),
+    [
+        (b"GET /api/contacts?q=" + b"x" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"POST /api/contacts HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 101 + b"\r\n", 431),
+        (b"POST /api/contacts HTTP/1.1\r\nHost: x\r\nX-A: " + b"b" * 9000 + b"\r\n\r\n", 431),
+        (b"POST /api/contacts HTTP/1.1\r\nHost: x\r\nIdempotency-Key: a\x00b\r\n\r\n", 400),
+        (b"POST /api/contacts HTTP/1.1\r\nHost: x\r\nIdempotency Key: ab\r\n\r\n", 400),
+        (b"P\x00ST /api/contacts HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ],
+)
+def test_the_servers_own_refusals_are_documented_problems(
+    command_api: str, http: requests.Session, request_head: bytes, status: int
+) -> None:
+    """gunicorn answers these before the app sees them: as problem+json, with a status the document lists."""
+    reply = raw_request(command_api, request_head)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()), reply[:300]
+    assert b"\r\nContent-Type: application/problem+json\r\n" in head
+    assert json.loads(body)["status"] == status
+    for path in http.get(f"{command_api}/openapi.json").json()["paths"].values():
+        assert all(str(status) in operation["responses"] for operation in path.values())
+
+
+def raw_request(base_url: str, request_head: bytes) -> bytes:
+    """The whole reply to bytes sent as they are, for requests no HTTP client would send."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request_head)
+        reply = b""
+        while chunk := connection.recv(65536):
+            reply += chunk
+    return reply

@@ -5,7 +5,8 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from shared.models import Contact, ContactData
+from shared.http import TOKEN_SCHEMA
+from shared.models import READ_ONLY_FIELDS, Contact, ContactData
 from shared.problems import PROBLEM_SCHEMA, problem_responses, schema_ref
 
 
@@ -24,17 +25,24 @@ def openapi_document() -> dict[str, Any]:
     _, schemas = models_json_schema(
         [(ContactData, "validation"), (Contact, "serialization")], ref_template="#/components/schemas/{model}"
     )
+    # A body may echo the read-only fields of a contact it was read as: they are ignored, whatever they hold.
+    read_only = {field: {"description": "read-only: ignored"} for field in sorted(READ_ONLY_FIELDS)}
+    contact_data = schemas["$defs"]["ContactData"]
+    contact_data["properties"].update(read_only)
+    # A merge patch: any of the fields, each as a contact has it (null would remove a mandatory field).
+    contact_patch = {key: value for key, value in contact_data.items() if key != "required"}
+    contact_patch.update(title="ContactPatch", description="Some fields of a contact, as a JSON merge patch")
     body = {"required": True, "content": {"application/json": {"schema": schema_ref("ContactData")}}}
     patch_body = {
         "required": True,
         "content": {
-            "application/merge-patch+json": {"schema": {"type": "object"}},
-            "application/json": {"schema": {"type": "object"}},
+            "application/merge-patch+json": {"schema": schema_ref("ContactPatch")},
+            "application/json": {"schema": schema_ref("ContactPatch")},
         },
     }
-    contact_id = {"name": "contact_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+    contact_id = {"name": "contact_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
     if_match = {"name": "If-Match", "in": "header", "schema": {"type": "string"}, "description": 'e.g. "3"'}
-    idempotency_key = {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 200}}
+    idempotency_key = {"name": "Idempotency-Key", "in": "header", "schema": TOKEN_SCHEMA}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Contacts, live: command-api", "version": "1.0.0"},
@@ -73,5 +81,5 @@ def openapi_document() -> dict[str, Any]:
                 },
             },
         },
-        "components": {"schemas": {**schemas["$defs"], "Problem": PROBLEM_SCHEMA}},
+        "components": {"schemas": {**schemas["$defs"], "ContactPatch": contact_patch, "Problem": PROBLEM_SCHEMA}},
     }

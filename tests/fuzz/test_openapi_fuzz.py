@@ -1,0 +1,58 @@
+"""schemathesis against both OpenAPI documents: every check, every phase (the stateful one included).
+
+Each API gets `FUZZ_SECONDS` (60 by default; `make faults` gives more) and must end with no failure.
+schemathesis runs as its CLI, so that what it found — each failure with a curl to reproduce it — is
+the test's failure message.
+"""
+
+import os
+import subprocess
+
+import pytest
+
+from tests.conftest import Launch
+from tests.support.processes import VENV_BIN, ServiceProcess
+from tests.support.read_side import start_query_api
+
+pytestmark = pytest.mark.integration
+
+FUZZ_SECONDS = int(os.environ.get("FUZZ_SECONDS", "60"))
+
+
+@pytest.fixture(scope="module")
+def query_api(launch_for_session: Launch) -> str:
+    return start_query_api(launch_for_session, name="query-api-for-fuzz")
+
+
+@pytest.fixture(scope="module")
+def apis(command_api: str, relay: ServiceProcess, query_api: str) -> dict[str, str]:
+    """Both APIs, on this run's database, with a relay publishing what command-api writes."""
+    return {"command-api": command_api, "query-api": query_api}
+
+
+def schemathesis(base_url: str) -> subprocess.CompletedProcess[str]:
+    """Run schemathesis against the service at `base_url` for FUZZ_SECONDS; its output and exit code."""
+    argv = [
+        str(VENV_BIN / "schemathesis"),
+        "run",
+        f"{base_url}/openapi.json",
+        "--checks",
+        "all",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--max-time",
+        str(FUZZ_SECONDS),
+        "--request-timeout",
+        "10",
+        "--suppress-health-check",
+        "too_slow",
+        "--no-color",
+    ]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=FUZZ_SECONDS * 3 + 120)
+
+
+@pytest.mark.parametrize("api", ["command-api", "query-api"])
+def test_schemathesis_finds_no_failure(apis: dict[str, str], api: str) -> None:
+    """Every reply to whatever schemathesis sends, alone or in sequences, is one the document allows."""
+    run = schemathesis(apis[api])
+    assert run.returncode == 0, f"schemathesis found failures in {api}:\n{run.stdout}\n{run.stderr}"
