@@ -34,6 +34,12 @@ def launch_for_session(infra: Infra) -> Iterator[Launch]:
     yield from _launcher(infra)
 
 
+@pytest.fixture(scope="module")
+def launch_for_module(infra: Infra) -> Iterator[Launch]:
+    """Start processes that live for one test module: stopped before the next module runs."""
+    yield from _launcher(infra)
+
+
 @pytest.fixture
 def launch(infra: Infra) -> Iterator[Launch]:
     """Start processes that live for one test only."""

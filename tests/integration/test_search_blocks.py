@@ -6,9 +6,9 @@ when a write and a cut meet.
 """
 
 import itertools
-import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -18,7 +18,7 @@ import requests
 from tests.conftest import Launch
 from tests.support.data import new_contact
 from tests.support.infra import Infra
-from tests.support.processes import wait_until
+from tests.support.processes import TIMEOUT_FACTOR, wait_until
 from tests.support.read_side import start_query_api
 
 pytestmark = pytest.mark.integration
@@ -39,8 +39,8 @@ _BLOOM_VIOLATIONS = """
 
 
 @pytest.fixture(scope="module")
-def query_api(launch_for_session: Launch) -> str:
-    return start_query_api(launch_for_session, name="query-api-for-blocks")
+def query_api(launch_for_module: Launch) -> str:
+    return start_query_api(launch_for_module, name="query-api-for-blocks")
 
 
 @pytest.fixture
@@ -139,17 +139,22 @@ def test_a_cut_waits_for_a_write_under_way_and_counts_it(
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     insert_contacts(owner, tag, 60)
-    with psycopg.connect(infra.database_url) as writer, psycopg.connect(infra.database_url) as cutter:
+    with (
+        psycopg.connect(infra.database_url) as writer,
+        psycopg.connect(infra.database_url) as cutter,
+        ThreadPoolExecutor(1) as pool,
+    ):
         insert_contacts(writer, f"{tag}-late", 1)  # its transaction stays open
-        cutting = threading.Thread(target=lambda: cutter.execute("CALL rebuild_search_blocks(4)"))
-        cutting.start()
+        cutting = pool.submit(cut, cutter, 4)
         wait_until(lambda: waiting_on_search_blocks(owner), message="the cut to wait")
         writer.commit()
-        cutting.join()
+        cutting.result(timeout=60 * TIMEOUT_FACTOR)  # the cut's own failure fails the test
         cutter.commit()
     assert owner.execute(_BLOOM_VIOLATIONS).fetchone() == (0,)
+    late = every_match(owner, f"{tag}-late@", BLOCKED_SORTS[0])
+    assert len(late) == 1, "the write under way was committed"
     for sort in BLOCKED_SORTS:
-        assert paged(http, query_api, f"{tag}-late@", sort) == every_match(owner, f"{tag}-late@", sort), sort
+        assert paged(http, query_api, f"{tag}-late@", sort) == late, sort
 
 
 def test_a_write_waits_for_a_cut_under_way_and_lands_in_the_new_blocks(
@@ -157,21 +162,20 @@ def test_a_write_waits_for_a_cut_under_way_and_lands_in_the_new_blocks(
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     insert_contacts(owner, tag, 60)
-    created: list[int] = []
 
-    def create() -> None:
+    def create() -> int:
         contact = new_contact(last_name=f"Quokkabury-{tag}", email=f"during.{tag}@blocks.example")
         reply = http.post(f"{command_api}/api/contacts", json=contact, timeout=60)
         assert reply.status_code == 201, reply.text
-        created.append(reply.json()["id"])
+        return int(reply.json()["id"])
 
-    with psycopg.connect(infra.database_url) as cutter:
-        cutter.execute("CALL rebuild_search_blocks(4)")  # its transaction stays open
-        writing = threading.Thread(target=create)
-        writing.start()
+    with psycopg.connect(infra.database_url) as cutter, ThreadPoolExecutor(1) as pool:
+        cut(cutter, 4)  # its transaction stays open
+        writing = pool.submit(create)
         wait_until(lambda: waiting_on_search_blocks(owner), message="the write to wait")
         cutter.commit()
-        writing.join()
+        created = writing.result(timeout=60 * TIMEOUT_FACTOR)  # the write's own failure fails the test
+    assert every_match(owner, f"quokkabury-{tag}", BLOCKED_SORTS[0]) == [created]
     assert owner.execute(_BLOOM_VIOLATIONS).fetchone() == (0,)
     for sort in BLOCKED_SORTS:
-        assert paged(http, query_api, f"quokkabury-{tag}", sort) == created, sort
+        assert paged(http, query_api, f"quokkabury-{tag}", sort) == [created], sort
