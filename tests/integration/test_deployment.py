@@ -16,7 +16,7 @@ from tests.support.commands import start_command_consumer
 from tests.support.compose import SERVICES, probe_url
 from tests.support.infra import Infra
 from tests.support.notifier import start_notifier
-from tests.support.processes import ROOT, ServiceProcess, free_port
+from tests.support.processes import ROOT, ServiceProcess, free_port, wait_until
 from tests.support.read_side import start_history_worker, start_query_api
 
 pytestmark = pytest.mark.integration
@@ -85,7 +85,21 @@ def test_migrate_lets_the_read_only_role_log_in_and_query_api_reads_as_it_but_ca
     }
     subprocess.run([sys.executable, "-m", "shared.migrate"], cwd=ROOT, env=env, timeout=60, check=True)
 
-    base = start_query_api(launch, query_database_url=as_reader, query_database_role=reader_role)
+    # Every process here also gets the owner's DATABASE_URL: query-api must log in with QUERY_DATABASE_URL.
+    name = f"query-api-{reader_role}"
+    base = start_query_api(launch, query_database_url=as_reader, query_database_role=reader_role, pgappname=name)
     assert requests.get(f"{base}/api/contacts", timeout=10).status_code == 200
+    assert wait_until(lambda: logins_of(infra, name), message="query-api's connections") == {reader_role}
     with psycopg.connect(as_reader) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("DELETE FROM contacts")
+
+
+def logins_of(infra: Infra, application_name: str) -> set[str]:
+    """The roles that the connections of one application (libpq's PGAPPNAME) logged in as."""
+    with psycopg.connect(infra.database_url) as conn:
+        rows = conn.execute(
+            """SELECT DISTINCT usename FROM pg_stat_activity
+               WHERE application_name = %s AND datname = current_database()""",
+            (application_name,),
+        ).fetchall()
+    return {usename for (usename,) in rows}
