@@ -1,10 +1,15 @@
 """What the notifier's tests need: a notifier process, WebSocket clients, and events published as the relay does."""
 
+import base64
 import json
+import os
+import socket
+import struct
 import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import pika
 import psycopg
@@ -125,3 +130,100 @@ def event_body(seq: int, padding: int = 0) -> bytes:
             "at": now,
         }
     ).encode()
+
+
+class RawClient:
+    """A WebSocket client on a bare socket, to send what no library would: any handshake, any frame."""
+
+    def __init__(self, base: str) -> None:
+        parts = urlsplit(base)
+        self._socket = socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=10)
+        self._socket.settimeout(10 * TIMEOUT_FACTOR)
+        self._buffer = b""
+
+    def request(
+        self,
+        target: bytes = b"/ws",
+        headers: list[tuple[bytes, bytes]] | None = None,
+        method: bytes = b"GET",
+        version: bytes = b"HTTP/1.1",
+    ) -> int | None:
+        """Send a handshake (a valid one unless told otherwise); the reply's status, None if closed unanswered."""
+        if headers is None:
+            headers = handshake_headers()
+        lines = [b" ".join((method, target, version)), *(name + b": " + value for name, value in headers)]
+        self._socket.sendall(b"\r\n".join(lines) + b"\r\n\r\n")
+        return self.status()
+
+    def status(self) -> int | None:
+        """The status of the HTTP reply, its headers read; None when the server closed without one."""
+        while b"\r\n\r\n" not in self._buffer:
+            if not self._read():
+                return None
+        head, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
+        return int(head.split(b" ", 2)[1])
+
+    def send_frame(self, opcode: int, payload: bytes, fin: bool = True) -> None:
+        """One masked frame, as a client sends it, whatever its opcode and payload."""
+        length = len(payload)
+        head = bytes([(0x80 if fin else 0) | opcode])
+        if length < 126:
+            head += bytes([0x80 | length])
+        elif length < 2**16:
+            head += bytes([0x80 | 126]) + struct.pack("!H", length)
+        else:
+            head += bytes([0x80 | 127]) + struct.pack("!Q", length)
+        mask = os.urandom(4)
+        self._socket.sendall(head + mask + bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload)))
+
+    def answer(self) -> tuple[int, bytes] | None:
+        """The next frame from the server (opcode, payload), pings answered on the way; None once closed."""
+        while True:
+            while len(self._buffer) < 2 or len(self._buffer) < _frame_length(self._buffer):
+                if not self._read():
+                    return None
+            length = _frame_length(self._buffer)
+            frame, self._buffer = self._buffer[:length], self._buffer[length:]
+            opcode, payload = frame[0] & 0x0F, frame[length - _payload_length(frame) :]
+            if opcode == 0x9:
+                self.send_frame(0xA, payload)
+                continue
+            return opcode, payload
+
+    def close(self) -> None:
+        self._socket.close()
+
+    def _read(self) -> bool:
+        try:
+            chunk = self._socket.recv(65536)
+        except ConnectionResetError:
+            chunk = b""
+        self._buffer += chunk
+        return bool(chunk)
+
+
+def handshake_headers(host: bytes = b"127.0.0.1") -> list[tuple[bytes, bytes]]:
+    key = base64.b64encode(os.urandom(16))
+    return [
+        (b"Host", host),
+        (b"Upgrade", b"websocket"),
+        (b"Connection", b"Upgrade"),
+        (b"Sec-WebSocket-Key", key),
+        (b"Sec-WebSocket-Version", b"13"),
+    ]
+
+
+def _payload_length(frame: bytes) -> int:
+    short = frame[1] & 0x7F
+    if short == 126:
+        return int(struct.unpack("!H", frame[2:4])[0]) if len(frame) >= 4 else 2**16
+    if short == 127:
+        return int(struct.unpack("!Q", frame[2:10])[0]) if len(frame) >= 10 else 2**64
+    return short
+
+
+def _frame_length(buffer: bytes) -> int:
+    """The length of the server frame at the start of `buffer` (servers do not mask)."""
+    short = buffer[1] & 0x7F
+    header = 2 + (2 if short == 126 else 8 if short == 127 else 0)
+    return header + _payload_length(buffer)

@@ -6,10 +6,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 from notifier import messages
-from notifier.app import origin_allowed
-from notifier.consumer import NotAnEvent, decode_event
+from notifier.app import origin_allowed, routes
+from notifier.consumer import EventConsumer, NotAnEvent, decode_event
 from notifier.fanout import Fanout, MissedEvents
 from notifier.recent import RecentEvents
+from websockets.datastructures import Headers
+from websockets.http11 import Request
+
+from shared.settings import Settings
 
 ALLOWED = frozenset({"http://localhost:8080"})
 
@@ -168,6 +172,8 @@ def test_server_frames_are_json_with_their_type() -> None:
         (["https://evil.example"], "contacts.example.com", False),
         (["null"], "contacts.example.com", False),
         (["http://localhost:8080", "https://evil.example"], "localhost:8080", False),
+        (["http://[::1"], "contacts.example.com", False),  # not a URL
+        (["https://contacts.example.com"], "[", False),
     ],
 )
 def test_origins_allowed_are_none_listed_or_same_host(origins: list[str], host: str, allowed: bool) -> None:
@@ -185,3 +191,26 @@ def test_an_event_is_its_epoch_header_and_integer_seq() -> None:
     ]:
         with pytest.raises(NotAnEvent):
             decode_event(headers, body)
+
+
+def handshake(path: str = "/ws", protocol: str = "HTTP/1.1", hosts: tuple[str, ...] = ("notifier:8003",)) -> Request:
+    return Request(path, Headers([("Host", host) for host in hosts]), protocol=protocol)
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [handshake(hosts=("notifier:8003", "evil.example")), handshake(protocol="HTTP/1.0")],
+    ids=["two Host headers", "HTTP/1.0"],
+)
+def test_a_handshake_with_two_hosts_or_not_in_http_1_1_is_refused_with_400(request_: Request) -> None:
+    fanout = Fanout(RecentEvents(10), client_buffer_bytes=1024)
+    fanout.recent.restart("e", 0)
+    process_request = routes(Settings(), fanout, EventConsumer(Settings(), fanout))
+    response = process_request(None, request_)  # type: ignore[arg-type]  # the connection is not looked at
+    assert response is not None and response.status_code == 400
+
+
+def test_a_good_handshake_goes_on_to_the_upgrade() -> None:
+    fanout = Fanout(RecentEvents(10), client_buffer_bytes=1024)
+    fanout.recent.restart("e", 0)
+    assert routes(Settings(), fanout, EventConsumer(Settings(), fanout))(None, handshake()) is None  # type: ignore[arg-type]

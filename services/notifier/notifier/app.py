@@ -32,8 +32,18 @@ def origin_allowed(origins: list[str], host: str | None, allowed: frozenset[str]
         return True
     if len(origins) > 1:
         return False
-    origin = origins[0]
-    return origin in allowed or (host is not None and urlsplit(origin).hostname == urlsplit(f"//{host}").hostname)
+    if origins[0] in allowed:
+        return True
+    own = _hostname(f"//{host}") if host is not None else None
+    return own is not None and _hostname(origins[0]) == own
+
+
+def _hostname(url: str) -> str | None:
+    """The host name in `url`, None when it has none or is not a URL at all."""
+    try:
+        return urlsplit(url).hostname
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 address
+        return None
 
 
 def routes(settings: Settings, fanout: Fanout, consumer: EventConsumer) -> ProcessRequest:
@@ -53,7 +63,12 @@ def routes(settings: Settings, fanout: Fanout, consumer: EventConsumer) -> Proce
             return _reply(HTTPStatus.OK, body, content_type)
         if path != "/ws":
             return _reply(HTTPStatus.NOT_FOUND, "not found: the WebSocket is at /ws\n")
-        if not origin_allowed(request.headers.get_all("Origin"), request.headers.get("Host"), allowed):
+        if request.protocol != "HTTP/1.1":
+            return _reply(HTTPStatus.BAD_REQUEST, "a WebSocket handshake is an HTTP/1.1 request\n")
+        hosts = request.headers.get_all("Host")
+        if len(hosts) > 1:
+            return _reply(HTTPStatus.BAD_REQUEST, "one Host header, not several\n")
+        if not origin_allowed(request.headers.get_all("Origin"), hosts[0] if hosts else None, allowed):
             return _reply(HTTPStatus.FORBIDDEN, "this Origin may not open /ws\n")
         try:
             messages.resume_from_query(query)

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client import Gauge
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 from websockets.frames import CloseCode
 
 from notifier import messages
@@ -54,6 +54,8 @@ async def serve_client(client: ServerConnection, fanout: Fanout) -> None:
                 fanout.leave(client)
                 following.cancel()
                 following = _follow(fanout, client, position)
+        except ConnectionClosedError:
+            pass  # gone without a close frame (a tab killed, a network lost): nothing went wrong here
         finally:
             fanout.leave(client)
             following.cancel()
