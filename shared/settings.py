@@ -6,6 +6,11 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+#: The longest a process waits between two tries to reach PostgreSQL or RabbitMQ again: short enough that
+#: every process is ready within 10 s of the server's return (SPEC §9), one try or two after it.
+MAX_BACKOFF_SECONDS = 4.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
@@ -30,14 +35,14 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(500, ge=1)
     relay_poll_seconds: float = 1.0
     relay_linger_seconds: float = Field(0.005, ge=0)  # after a wake-up, before numbering the batch
-    relay_max_backoff_seconds: float = 10.0
+    relay_max_backoff_seconds: float = MAX_BACKOFF_SECONDS
     outbox_retention_hours: float = 24.0
     idempotency_key_retention_hours: float = 24.0  # a retry with the same key within this time replays
 
     # command-api's consumer of `command-api.commands` (python -m command_api.consumer)
     command_consumer_port: int = 8006
     command_consumer_prefetch: int = Field(50, ge=1)
-    command_consumer_max_backoff_seconds: float = 10.0
+    command_consumer_max_backoff_seconds: float = MAX_BACKOFF_SECONDS
 
     # query-api (issue 3): its own URL so it can read from a replica, as a read-only role (README, "Roles")
     query_api_port: int = 8002
@@ -50,7 +55,7 @@ class Settings(BaseSettings):
     history_worker_port: int = 8004
     history_batch_size: int = Field(500, ge=1)
     history_batch_wait_ms: float = Field(20.0, ge=0)
-    history_max_backoff_seconds: float = 10.0
+    history_max_backoff_seconds: float = MAX_BACKOFF_SECONDS
 
     # notifier (issue 4): WebSocket `/ws` and its HTTP probes on one port
     notifier_port: int = 8003
@@ -63,7 +68,7 @@ class Settings(BaseSettings):
     notifier_close_timeout_seconds: float = Field(5.0, gt=0)
     notifier_client_buffer_bytes: int = Field(256 * 1024, ge=1024)  # unsent bytes that make a client too slow
     notifier_resume_events: int = Field(100_000, ge=1)  # recent events held for resuming clients
-    notifier_max_backoff_seconds: float = 10.0
+    notifier_max_backoff_seconds: float = MAX_BACKOFF_SECONDS
 
     # containers (issue 7): when set, `python -m shared.migrate` lets QUERY_DATABASE_ROLE log in with this
     # password, so query-api can connect as the read-only role itself (docker-compose.yml's QUERY_DATABASE_URL)

@@ -1,0 +1,216 @@
+"""The whole system on servers of its own, and the faults the matrix strikes it with (SPEC §9).
+
+Every process runs as `make run` runs it, two of each where the matrix kills one of two. All of them
+reach RabbitMQ through one TCP proxy (to cut the broker off), the relays reach PostgreSQL through
+another (to cut the database off from the relay alone). Heartbeats are short (`?heartbeat=` in the
+URL), so that a paused process is noticed within seconds. A process the matrix kills is started
+again, as a supervisor would.
+"""
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from shared.broker import ensure_topology
+from shared.migrate import create_database_if_absent, upgrade
+from tests.support.commands import start_command_consumer
+from tests.support.infra import Infra
+from tests.support.notifier import start_notifier
+from tests.support.processes import ServiceProcess, wait_until
+from tests.support.read_side import start_history_worker, start_query_api
+from tests.support.servers import PrivatePostgres, PrivateRabbit
+from tests.support.stack import Stack, start_command_api, start_relay
+from tests.support.tcp_proxy import TcpProxy, proxied
+
+HEARTBEAT_SECONDS = 2
+#: A pause that the broker notices: RabbitMQ drops a connection after about two missed heartbeats.
+PAUSE_SECONDS = 3 * HEARTBEAT_SECONDS + 1
+
+
+@dataclass
+class System:
+    postgres: PrivatePostgres
+    rabbit: PrivateRabbit
+    database_url: str
+    amqp_url: str  # straight to the broker, for the clients and the checker
+    broker_proxy: TcpProxy
+    relay_database_proxy: TcpProxy
+    command_api: str
+    query_api: str
+    notifiers: list[str]
+    processes: dict[str, ServiceProcess]
+    stack: Stack
+
+    @classmethod
+    def start(cls, postgres: PrivatePostgres, rabbit: PrivateRabbit) -> "System":
+        database_url = postgres.url.rsplit("/", 1)[0] + "/contacts"
+        create_database_if_absent(database_url)
+        upgrade(database_url)
+        ensure_topology(rabbit.url)
+        broker_proxy, proxied_amqp = proxied(rabbit.url, 5672)
+        relay_database_proxy, relay_database = proxied(database_url, 5432)
+        amqp = f"{proxied_amqp}?heartbeat={HEARTBEAT_SECONDS}"
+        stack = Stack(Infra(database_url, amqp, "", "/", "guest", "guest"))
+        common = {"create_reply_delay_seconds": 1, "log_level": "WARNING"}
+        processes: dict[str, ServiceProcess] = {}
+        for name in ("relay-a", "relay-b"):
+            processes[name] = start_relay(stack.launch, name, database_url=relay_database, relay_poll_seconds=0.2)
+        command_api = start_command_api(stack.launch, "command-api", command_api_workers=2, **common)
+        processes["command-api"] = stack.processes[-1]
+        query_api = start_query_api(stack.launch, "query-api", query_api_workers=1, log_level="WARNING")
+        processes["query-api"] = stack.processes[-1]
+        processes["command-consumer"] = start_command_consumer(stack.launch, "command-consumer", **common)
+        for name in ("history-worker-a", "history-worker-b"):
+            processes[name] = start_history_worker(stack.launch, name, log_level="WARNING")[0]
+        notifiers = []
+        for name in ("notifier-a", "notifier-b"):
+            base, processes[name] = start_notifier(stack.launch, name, log_level="WARNING")
+            notifiers.append(base)
+        return cls(
+            postgres, rabbit, database_url, rabbit.url, broker_proxy, relay_database_proxy,
+            command_api, query_api, notifiers, processes, stack,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        self.stack.stop()
+        self.broker_proxy.close()
+        self.relay_database_proxy.close()
+
+    def ready(self) -> bool:
+        return not self.unready()
+
+    def unready(self) -> list[str]:
+        """The processes not answering their readiness probe; "relay" while no relay leads."""
+        waiting = [name for name, process in self.processes.items() if not _ready(name, process)]
+        return waiting if self.leader() is not None else [*waiting, "relay"]
+
+    def leader(self) -> str | None:
+        for name in ("relay-a", "relay-b"):
+            url = self.processes[name].health_url
+            try:
+                if url and "relay_is_leader 1.0" in requests.get(url, timeout=2).text:
+                    return name
+            except requests.RequestException:
+                pass
+        return None
+
+    def restart(self, name: str) -> None:
+        """Start a killed process again once all of its group is gone (gunicorn's workers leave by themselves)."""
+        process = self.processes[name]
+        assert process.process is not None
+        process.process.wait(timeout=30)
+        pgid = process.process.pid
+        wait_until(lambda: not _group_alive(pgid), timeout=30, message=f"{name}'s group to exit")
+        process.start()
+
+
+def _ready(name: str, process: ServiceProcess) -> bool:
+    if process.process is None or process.process.poll() is not None or process.health_url is None:
+        return False
+    probe = process.health_url if name.startswith("relay") else process.health_url.replace("/healthz", "/readyz")
+    try:
+        return requests.get(probe, timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def _kill(system: System, name: str) -> None:
+    process = system.processes[name].process
+    assert process is not None
+    os.kill(process.pid, signal.SIGKILL)
+
+
+def _pause(system: System, name: str) -> None:
+    process = system.processes[name].process
+    assert process is not None
+    os.kill(process.pid, signal.SIGSTOP)
+    time.sleep(PAUSE_SECONDS)
+    os.kill(process.pid, signal.SIGCONT)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Strike, hold for `hold` seconds (where the fault lasts), heal; `heal` returns when the fault is over."""
+
+    name: str
+    strike: Callable[[System, float], None]
+
+
+def _kill_leader(system: System, _hold: float) -> None:
+    leader = system.leader()
+    assert leader is not None, "no relay leads"
+    _kill(system, leader)
+    system.restart(leader)
+
+
+def _kill_command_api_worker(system: System, _hold: float) -> None:
+    master = system.processes["command-api"].process
+    assert master is not None
+    workers = _children(master.pid)
+    assert workers, "gunicorn has no workers"
+    os.kill(workers[0], signal.SIGKILL)
+
+
+def _kill_and_restart(name: str) -> Callable[[System, float], None]:
+    def strike(system: System, _hold: float) -> None:
+        _kill(system, name)
+        system.restart(name)
+
+    return strike
+
+
+def _pause_leader(system: System, _hold: float) -> None:
+    leader = system.leader()
+    assert leader is not None, "no relay leads"
+    _pause(system, leader)
+
+
+def _restart_rabbitmq(system: System, _hold: float) -> None:
+    system.rabbit.restart()
+
+
+def _cut(proxy: Callable[[System], TcpProxy]) -> Callable[[System, float], None]:
+    def strike(system: System, hold: float) -> None:
+        proxy(system).cut()
+        time.sleep(hold)
+        proxy(system).restore()
+
+    return strike
+
+
+def _restart_postgres(system: System, _hold: float) -> None:
+    system.postgres.restart_immediately()
+
+
+FAULTS = [
+    Fault("kill -9 the relay leader (a standby running)", _kill_leader),
+    Fault("kill -9 one command-api worker", _kill_command_api_worker),
+    Fault("kill -9 the gunicorn master of command-api", _kill_and_restart("command-api")),
+    Fault("kill -9 the command consumer", _kill_and_restart("command-consumer")),
+    Fault("kill -9 one of two history workers", _kill_and_restart("history-worker-a")),
+    Fault("kill -9 one of two notifiers", _kill_and_restart("notifier-a")),
+    Fault("SIGSTOP the relay leader past its heartbeat, then SIGCONT", _pause_leader),
+    Fault("SIGSTOP a history worker past its heartbeat, then SIGCONT", lambda s, _h: _pause(s, "history-worker-a")),
+    Fault("restart RabbitMQ", _restart_rabbitmq),
+    Fault("cut RabbitMQ off from every process, then back", _cut(lambda s: s.broker_proxy)),
+    Fault("restart PostgreSQL in immediate mode", _restart_postgres),
+    Fault("cut PostgreSQL off from the relays alone, then back", _cut(lambda s: s.relay_database_proxy)),
+]
