@@ -5,7 +5,6 @@ from functools import lru_cache
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 #: The longest a process waits between two tries to reach PostgreSQL or RabbitMQ again: short enough that
 #: every process is ready within 10 s of the server's return (SPEC §9), one try or two after it.
 MAX_BACKOFF_SECONDS = 4.0
