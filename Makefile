@@ -9,7 +9,7 @@ export AMQP_URL ?= amqp://localhost:5672/%2F
 
 REQUIREMENTS := requirements-dev.txt shared/requirements.txt $(wildcard services/*/requirements.txt)
 
-.PHONY: install migrate console web gateway-tools browser-tools bench-tools run test web-test unit integration lint bench
+.PHONY: install migrate console web gateway-tools browser-tools bench-tools run test web-test unit integration faults lint bench
 
 ## install: the virtualenv with every service's dependencies (only when a requirements file changed)
 install: $(VENV)/.installed
@@ -65,6 +65,11 @@ unit: install
 
 integration: install console
 	pytest tests/integration
+
+## faults: the fault matrix with eight-second faults, and 90 s of fuzzing each interface (about ten minutes);
+## its table lands in test-artifacts/fault-matrix.json (docs/reliability.md)
+faults: install console
+	FAULT_SECONDS=$${FAULT_SECONDS:-8} FUZZ_SECONDS=$${FUZZ_SECONDS:-90} pytest tests/faults tests/fuzz
 
 lint: install
 	ruff check .
