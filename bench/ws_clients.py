@@ -4,13 +4,15 @@ A `Fleet` of N connections runs in ceil(N / PER_PROCESS) processes, each an asyn
 file-descriptor limit raised to its hard limit. Times are `time.monotonic()` (CLOCK_MONOTONIC: one clock
 for every process of the machine). `collect(count)` waits until every reading client has `count` frames
 and returns, per frame index, when the last reading client got it; stalled clients (a share of the fleet
-that never reads) are left out.
+that never reads) are left out. A fleet made with `record` also keeps each client's seqs and resyncs,
+for `audit`.
 """
 
 import asyncio
 import contextlib
 import math
 import multiprocessing
+import re
 import resource
 import time
 from multiprocessing.connection import Connection
@@ -21,11 +23,16 @@ from websockets.exceptions import WebSocketException
 
 PER_PROCESS = 2500
 CONCURRENT_HANDSHAKES = 100
+_SEQ = re.compile(rb'"seq": ?(\d+)')
+_RESYNC = b'{"type": "resync"'
 
 
 class Fleet:
-    def __init__(self, url: str, clients: int, stalled: int = 0, skip_first: bool = False) -> None:
-        """`clients` connections to `url`, the first `stalled` of them never reading; `skip_first` ignores a hello."""
+    def __init__(
+        self, url: str, clients: int, stalled: int = 0, skip_first: bool = False, record: bool = False
+    ) -> None:
+        """`clients` connections to `url`, the first `stalled` of them never reading; `skip_first` ignores a hello;
+        `record` keeps every client's seqs for `audit`."""
         processes = max(1, math.ceil(clients / PER_PROCESS))
         context = multiprocessing.get_context("spawn")
         self._pipes: list[Connection] = []
@@ -34,7 +41,8 @@ class Fleet:
             share = clients // processes + (1 if index < clients % processes else 0)
             stalled_share = stalled // processes + (1 if index < stalled % processes else 0)
             ours, theirs = context.Pipe()
-            process = context.Process(target=_run, args=(url, share, stalled_share, skip_first, theirs), daemon=True)
+            arguments = (url, share, stalled_share, skip_first, record, theirs)
+            process = context.Process(target=_run, args=arguments, daemon=True)
             process.start()
             self._pipes.append(ours)
             self._processes.append(process)
@@ -55,6 +63,16 @@ class Fleet:
             incomplete += missing
         return last, incomplete
 
+    def audit(self, expected: list[int]) -> tuple[int, int]:
+        """(resync frames received, reading clients whose seqs are not exactly `expected`, in order, once)."""
+        for pipe in self._pipes:
+            pipe.send(("audit", expected))
+        resyncs = wrong = 0
+        for pipe in self._pipes:
+            their_resyncs, their_wrong = pipe.recv()
+            resyncs, wrong = resyncs + their_resyncs, wrong + their_wrong
+        return resyncs, wrong
+
     def close(self) -> None:
         for pipe in self._pipes:
             pipe.send(("close",))
@@ -64,16 +82,18 @@ class Fleet:
                 process.kill()
 
 
-def _run(url: str, clients: int, stalled: int, skip_first: bool, pipe: Connection) -> None:
+def _run(url: str, clients: int, stalled: int, skip_first: bool, record: bool, pipe: Connection) -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    asyncio.run(_fleet(url, clients, stalled, skip_first, pipe))
+    asyncio.run(_fleet(url, clients, stalled, skip_first, record, pipe))
 
 
-async def _fleet(url: str, clients: int, stalled: int, skip_first: bool, pipe: Connection) -> None:
+async def _fleet(url: str, clients: int, stalled: int, skip_first: bool, record: bool, pipe: Connection) -> None:
     loop = asyncio.get_running_loop()
     arrivals: list[list[float]] = [[] for _ in range(clients)]
     reading = arrivals[stalled:]
+    seqs: list[list[int]] = [[] for _ in range(clients)]
+    resyncs = [0]
     opened: list[asyncio.Future[None]] = [loop.create_future() for _ in range(clients)]
     handshakes = asyncio.Semaphore(CONCURRENT_HANDSHAKES)
     done = asyncio.Event()
@@ -94,8 +114,12 @@ async def _fleet(url: str, clients: int, stalled: int, skip_first: bool, pipe: C
             if skip_first:
                 await ws.recv(decode=False)
             while True:
-                await ws.recv(decode=False)
+                frame = await ws.recv(decode=False)
                 frames.append(clock())
+                if record:
+                    found = _SEQ.search(frame)
+                    seqs[index].append(int(found.group(1)) if found else -1)
+                    resyncs[0] += frame.startswith(_RESYNC)
                 if len(frames) == target[0]:
                     reached[0] += 1
                     if reached[0] == len(reading):
@@ -116,6 +140,9 @@ async def _fleet(url: str, clients: int, stalled: int, skip_first: bool, pipe: C
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             return
+        if command[0] == "audit":
+            pipe.send((resyncs[0], sum(got != command[1] for got in seqs[stalled:])))
+            continue
         _, count, timeout = command
         target[0], reached[0] = count, sum(len(frames) >= count for frames in reading)
         all_reached.clear()
