@@ -14,19 +14,17 @@ from tests.support.asyncapi import check_message
 from tests.support.commands import CommandBus, Console, start_command_consumer
 from tests.support.data import new_contact
 from tests.support.infra import Infra
-from tests.support.processes import ServiceProcess, wait_until
-from tests.support.stack import Stack
+from tests.support.processes import TIMEOUT_FACTOR, ServiceProcess, wait_until
+from tests.support.stack import Launch
 
 pytestmark = pytest.mark.integration
 
-DELAY = 2.0  # the create reply deferral of this module's consumer
+DELAY = 2.0 * TIMEOUT_FACTOR  # the create reply deferral of this module's consumer
 
 
 @pytest.fixture(scope="module")
-def consumer(infra: Infra) -> Iterator[ServiceProcess]:
-    stack = Stack(infra)
-    yield start_command_consumer(stack.launch, create_reply_delay_seconds=DELAY)
-    stack.stop()
+def consumer(launch_for_module: Launch) -> ServiceProcess:
+    return start_command_consumer(launch_for_module, create_reply_delay_seconds=DELAY)
 
 
 @pytest.fixture

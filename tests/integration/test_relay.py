@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.conftest import Launch, start_relay
-from tests.support.amqp import EventTap
+from tests.support.amqp import EventTap, unpublished
 from tests.support.data import new_contact
 from tests.support.infra import Infra
 from tests.support.processes import ServiceProcess, wait_until
@@ -35,13 +35,6 @@ def broker_link(infra: Infra) -> Iterator[tuple[TcpProxy, str]]:
     proxy.close()
 
 
-def unpublished(infra: Infra) -> int:
-    with psycopg.connect(infra.database_url) as conn:
-        row = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def write_many(command_api: str, count: int) -> list[int]:
     with ThreadPoolExecutor(8) as pool:
         replies = list(
@@ -64,16 +57,15 @@ def test_writes_made_while_the_broker_is_unreachable_are_all_delivered_once_in_s
     before = write_many(command_api, 5)
     events.wait_for(5, lambda body: body["contact_id"] in before)
     # Settle the confirms first: events in flight when a link drops are sent again (same event_id and seq).
-    wait_until(lambda: unpublished(infra) == 0, message="the first writes to be confirmed")
+    wait_until(lambda: unpublished(infra.database_url) == 0, message="the first writes to be confirmed")
 
     proxy.cut()
     during = write_many(command_api, 40)
-    assert unpublished(infra) >= 40, "the relay published through a cut link"
+    assert unpublished(infra.database_url) >= 40, "the relay published through a cut link"
     proxy.restore()
 
-    wait_until(lambda: unpublished(infra) == 0, timeout=30, message="the outbox to drain")
-    delivered = events.wait_for(45, lambda body: body["contact_id"] in before + during)
-    events.settle(1.0)
+    events.relayed(infra.database_url)
+    delivered = events.wait_for(45, lambda body: body["contact_id"] in before + during, timeout=0)
     ours = [event for event in events.events if event.body["contact_id"] in before + during]
     assert sorted(event.body["contact_id"] for event in ours) == sorted(before + during), "each exactly once"
     seqs = [event.body["seq"] for event in ours]
@@ -82,15 +74,14 @@ def test_writes_made_while_the_broker_is_unreachable_are_all_delivered_once_in_s
 
 
 def test_a_second_relay_waits_for_the_leader_and_no_event_is_published_twice(
-    command_api: str, launch: Launch, events: EventTap, no_other_relay: None
+    command_api: str, launch: Launch, events: EventTap, infra: Infra, no_other_relay: None
 ) -> None:
     first = start_relay(launch, "relay-a", relay_poll_seconds=0.2)
     start_relay(launch, "relay-b", relay_poll_seconds=0.2)
     created = write_many(command_api, 30)
     first.stop()  # the other relay takes over
     created += write_many(command_api, 30)
-    events.wait_for(60, lambda body: body["contact_id"] in created, timeout=30)
-    events.settle(1.0)
+    events.relayed(infra.database_url)
     ids = [event.body["contact_id"] for event in events.events if event.body["contact_id"] in created]
     assert sorted(ids) == sorted(created)
     seqs = [event.body["seq"] for event in events.events]
@@ -111,8 +102,8 @@ def test_events_numbered_but_never_confirmed_are_sent_first_and_keep_their_numbe
                WHERE outbox.id = oldest.id RETURNING (payload->>'contact_id')::bigint, seq"""
         ).fetchall()
     start_relay(launch, "relay-after-a-crash", relay_poll_seconds=0.2)
-    delivered = events.wait_for(3, lambda body: body["contact_id"] in created)
-    events.settle()
+    events.relayed(infra.database_url)
+    delivered = events.wait_for(3, lambda body: body["contact_id"] in created, timeout=0)
     assert [(event.body["contact_id"], event.body["seq"]) for event in delivered[:2]] == sorted(
         numbered, key=lambda r: r[1]
     )

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 import requests
 
-from shared.broker import EVENTS_EXCHANGE
+from shared.broker import EVENTS_EXCHANGE, HISTORY_QUEUE
 from tests.conftest import Launch
 from tests.support.amqp import EventTap
 from tests.support.data import new_contact
@@ -40,21 +40,22 @@ def write_versions(command_api: str, contacts: int, versions: int) -> list[int]:
     return ids
 
 
-def recorded_versions(infra: Infra, ids: list[int]) -> dict[int, list[int]]:
+def recorded_versions(infra: Infra, ids: list[int]) -> dict[int, list[tuple[int, int]]]:
+    """Each contact's history rows: (version, seq of the event it was recorded from)."""
     with psycopg.connect(infra.database_url) as conn:
         rows = conn.execute(
-            "SELECT contact_id, version FROM contact_versions WHERE contact_id = ANY(%s) ORDER BY 1, 2", (ids,)
+            "SELECT contact_id, version, seq FROM contact_versions WHERE contact_id = ANY(%s) ORDER BY 1, 2", (ids,)
         ).fetchall()
-    found: dict[int, list[int]] = {}
-    for contact_id, version in rows:
-        found.setdefault(contact_id, []).append(version)
+    found: dict[int, list[tuple[int, int]]] = {}
+    for contact_id, version, seq in rows:
+        found.setdefault(contact_id, []).append((version, seq))
     return found
 
 
-def consumed(probes: str) -> float:
-    """How many events a history worker took off the queue, from its /metrics."""
+def consumed(probes: str, outcome: str = "recorded") -> float:
+    """How many events a history worker took off the queue with that outcome, from its /metrics."""
     text = requests.get(f"{probes}/metrics", timeout=5).text
-    found = re.search(r'^history_worker_events_total\{outcome="recorded"\} (\S+)$', text, re.MULTILINE)
+    found = re.search(rf'^history_worker_events_total\{{outcome="{outcome}"\}} (\S+)$', text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 
 
@@ -86,10 +87,15 @@ def test_two_history_workers_competing_on_the_queue_record_each_version_exactly_
         channel.basic_publish(EVENTS_EXCHANGE, event.routing_key, json.dumps(event.body), event.properties, True)
     connection.close()
 
-    wait_until(lambda: recorded_versions(infra, ids) == {i: [1, 2, 3, 4] for i in ids}, timeout=30)
+    # One row per version, recorded from the one event published for it, and every copy taken as already recorded.
+    expected: dict[int, list[tuple[int, int]]] = {}
+    for event in published:
+        expected.setdefault(event.body["contact_id"], []).append((event.body["version"], event.body["seq"]))
+    wait_until(lambda: recorded_versions(infra, ids) == expected, timeout=30, message="every version recorded")
     wait_until(lambda: all(consumed(probes) > 0 for probes in workers), message="both workers to have consumed")
-    events.settle(1.0)
-    assert recorded_versions(infra, ids) == {contact_id: [1, 2, 3, 4] for contact_id in ids}
+    wait_until(lambda: events.waiting(HISTORY_QUEUE) == 0, message="every copy taken off the history queue")
+    assert sum(consumed(probes, "dead-lettered") for probes in workers) == 0, "no copy refused as a conflict"
+    assert recorded_versions(infra, ids) == expected
 
 
 def test_three_notifiers_each_deliver_every_event_to_every_one_of_their_clients(

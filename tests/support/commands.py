@@ -13,7 +13,7 @@ import requests
 from shared.broker import COMMANDS_EXCHANGE, DEAD_LETTER_EXCHANGE, declare_topology
 from tests.support.amqp import BrokerClient
 from tests.support.infra import Infra
-from tests.support.processes import TIMEOUT_FACTOR, ServiceProcess, free_port
+from tests.support.processes import ServiceProcess, free_port
 from tests.support.stack import Launch
 
 
@@ -39,11 +39,11 @@ class CommandBus(BrokerClient):
         self.replies: dict[str, dict[str, Any]] = {}
         self.reply_properties: dict[str, pika.BasicProperties] = {}
         self.reply_times: dict[str, float] = {}
-        self._channel.basic_consume(self.reply_queue, self._on_reply, auto_ack=True)
+        self._consume(self._channel, self.reply_queue, self._on_reply)
         dead = self._channel.queue_declare(queue="", exclusive=True).method.queue
         self._channel.queue_bind(queue=dead, exchange=DEAD_LETTER_EXCHANGE, routing_key="")
         self.dead_letters: list[tuple[pika.BasicProperties, bytes]] = []
-        self._channel.basic_consume(dead, self._on_dead_letter, auto_ack=True)
+        self._consume(self._channel, dead, self._on_dead_letter)
 
     def send(self, body: dict[str, Any] | bytes, *, reply: bool = False, headers: dict[str, Any] | None = None) -> str:
         """Publish to `contacts.commands`; returns the message's correlation id."""
@@ -74,19 +74,6 @@ class CommandBus(BrokerClient):
 
         self._pump_until(lambda: len(found()) >= count, timeout, f"{count} dead letters", fail=False)
         return found()
-
-    def waiting(self, queue: str) -> int:
-        """How many messages wait in `queue`, ready for a consumer (the broker's own count, not the console's)."""
-        return int(self._channel.queue_declare(queue, passive=True).method.message_count)
-
-    def _pump_until(self, condition: Callable[[], bool], timeout: float, what: str, fail: bool = True) -> None:
-        deadline = time.monotonic() + timeout * TIMEOUT_FACTOR
-        while not condition():
-            if time.monotonic() > deadline:
-                if fail:
-                    raise AssertionError(f"timed out waiting for {what}")
-                return
-            self._connection.process_data_events(time_limit=0.05)
 
     def _on_reply(self, _channel: Any, _method: Any, properties: pika.BasicProperties, body: bytes) -> None:
         self.replies[properties.correlation_id] = json.loads(body)
