@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
 CONTACT_FIELDS = ("first_name", "last_name", "email", "phone")
@@ -16,14 +16,18 @@ _SPACE_CHARACTERS = (
     "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
 )
 _SPACE = "".join(f"\\u{ord(character):04x}" for character in _SPACE_CHARACTERS)  # for a regex class
-#: What PostgreSQL cannot store in text, though JSON can carry it: NUL and lone UTF-16 surrogates (pydantic
-#: refuses those itself, as not a valid string).
-_UNSTORABLE = r"\x00\ud800-\udfff"
 _PHONE_SEPARATORS = r" ().\-"
 #: What each field may be before trimming, as the OpenAPI documents state it; the validators below decide
-#: the same, and say why a value is refused.
-NAME_PATTERN = f"^[{_SPACE}]*[^{_SPACE}{_UNSTORABLE}][^{_UNSTORABLE}]*$"
+#: the same, and say why a value is refused. A NUL is one PostgreSQL cannot store in text, though JSON
+#: carries it. So is a lone UTF-16 surrogate, which pydantic refuses itself, and which the patterns need
+#: not name: no JSON Schema string holds one (RFC 7493, I-JSON).
+NAME_PATTERN = f"^[{_SPACE}]*[^{_SPACE}\\x00][^\\x00]*$"
 PHONE_PATTERN = f"^[{_SPACE}]*\\+?[{_PHONE_SEPARATORS}]*(?:[0-9][{_PHONE_SEPARATORS}]*){{7,15}}[{_SPACE}]*$"
+
+#: Addresses at special-use domains (RFC 6761), which email-validator refuses whatever their syntax.
+SPECIAL_USE_EMAIL_PATTERN = (
+    "[@.](?:" + "|".join("".join(f"[{c}{c.upper()}]" for c in name) for name in SPECIAL_USE_DOMAIN_NAMES) + ")$"
+)
 
 _PHONE_CHARACTERS = re.compile(f"\\+?[0-9{_PHONE_SEPARATORS}]+")
 
@@ -60,13 +64,18 @@ def _phone(value: str) -> str:
 
 
 # Lengths count the value as sent, before it is trimmed, as the OpenAPI documents' maxLength does.
-Name = Annotated[str, Field(max_length=100, json_schema_extra={"pattern": NAME_PATTERN}), AfterValidator(_trimmed)]
+Name = Annotated[
+    str, Field(max_length=100, json_schema_extra={"minLength": 1, "pattern": NAME_PATTERN}), AfterValidator(_trimmed)
+]
 Email = Annotated[
-    str, Field(max_length=254, json_schema_extra={"format": "email"}), AfterValidator(_trimmed), AfterValidator(_email)
+    str,
+    Field(max_length=254, json_schema_extra={"format": "email", "not": {"pattern": SPECIAL_USE_EMAIL_PATTERN}}),
+    AfterValidator(_trimmed),
+    AfterValidator(_email),
 ]
 Phone = Annotated[
     str,
-    Field(max_length=100, json_schema_extra={"pattern": PHONE_PATTERN}),
+    Field(max_length=100, json_schema_extra={"minLength": 7, "pattern": PHONE_PATTERN}),
     AfterValidator(_trimmed),
     AfterValidator(_phone),
 ]

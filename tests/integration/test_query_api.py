@@ -1,5 +1,6 @@
 """query-api on real PostgreSQL, fed by the real write path and history worker."""
 
+import base64
 import uuid
 from typing import Any
 
@@ -154,8 +155,10 @@ def test_a_list_without_search_goes_on_from_its_cursor_where_one_longer_page_wou
         ({"limit": "201"}, "limit"),
         ({"limit": "ten"}, "limit"),
         ({"sort": "phone"}, "sort"),
-        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"sort": ""}, "sort"),
+        ({"cursor": "not a cursor"}, "cursor"),
         ({"search": "x" * 201}, "search"),
+        ({"search": "\x00"}, "search"),
     ],
 )
 def test_bad_list_parameters_are_422_naming_the_parameter(
@@ -164,6 +167,35 @@ def test_bad_list_parameters_are_422_naming_the_parameter(
     reply = http.get(f"{query_api}/api/contacts", params=params, timeout=5)
     assert reply.status_code == 422 and reply.headers["Content-Type"] == "application/problem+json"
     assert [error["field"] for error in reply.json()["errors"]] == [field]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not-a-cursor",
+        b'{"s":"last_name","k":"Ada\\u0000","i":1}',
+        b'{"s":"last_name","k":"\\udc00","i":1}',
+        b'{"s":"last_name","k":"Ada","i":99999999999999999999}',
+        b"[" * 2500,
+    ],
+)
+def test_a_cursor_of_the_documented_shape_that_we_did_not_issue_is_a_404_naming_it(
+    query_api: str, http: requests.Session, payload: bytes
+) -> None:
+    cursor = payload.decode() if payload == b"not-a-cursor" else base64.urlsafe_b64encode(payload).decode().rstrip("=")
+    for path in ("/api/contacts", "/api/contacts/1/history"):
+        reply = http.get(f"{query_api}{path}", params={"cursor": cursor}, timeout=5)
+        assert reply.status_code == 404 and reply.headers["Content-Type"] == "application/problem+json", reply.text
+        assert [error["field"] for error in reply.json()["errors"]] == ["cursor"]
+
+
+def test_the_servers_own_refusals_are_problems(query_api: str, http: requests.Session) -> None:
+    """gunicorn answers a request line over its limit, or too many headers, itself: as problem+json."""
+    too_long = http.get(f"{query_api}/api/contacts", params={"search": "x" * 5000}, timeout=5)
+    too_many = http.get(f"{query_api}/api/contacts", headers={f"X-{n}": "1" for n in range(101)}, timeout=5)
+    for reply, status in ((too_long, 414), (too_many, 431)):
+        assert reply.status_code == status and reply.headers["Content-Type"] == "application/problem+json"
+        assert reply.json()["status"] == status
 
 
 def test_search_takes_wildcards_quotes_backslashes_and_non_ascii_literally_and_ignores_case(

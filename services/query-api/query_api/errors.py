@@ -19,3 +19,17 @@ class ContactNotFound(Problem):
 
     def __init__(self, contact_id: int) -> None:
         super().__init__(f"contact {contact_id} does not exist")
+
+
+class UnknownCursor(Problem):
+    """A cursor of the documented shape that is not one we issued for this list (or this sort, or this history).
+
+    A 404, not a 422: the request is well-formed, but the page it asks for is not one we know.
+    """
+
+    status = 404
+    title = "Unknown cursor"
+    slug = "unknown-cursor"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"cursor: {message}", [{"field": "cursor", "message": message}])

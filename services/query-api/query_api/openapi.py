@@ -6,7 +6,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from query_api.pages import ContactPage, HistoryPage
-from query_api.params import DEFAULT_LIMIT, MAX_LIMIT, MAX_SEARCH_LENGTH, SORTS
+from query_api.params import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT, MAX_SEARCH_LENGTH, SEARCH_PATTERN, SORTS
 from shared.models import Contact
 from shared.problems import PROBLEM_SCHEMA, problem_responses, schema_ref
 
@@ -26,8 +26,13 @@ def openapi_document() -> dict[str, Any]:
         "in": "query",
         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
     }
-    cursor = {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor, as given"}
-    contact_id = {"name": "contact_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+    cursor = {
+        "name": "cursor",
+        "in": "query",
+        "schema": {"type": "string", "pattern": CURSOR_PATTERN},
+        "description": "next_cursor, as given; one of this shape we did not issue for this list is a 404",
+    }
+    contact_id = {"name": "contact_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Contacts, live: query-api", "version": "1.0.0"},
@@ -39,14 +44,18 @@ def openapi_document() -> dict[str, Any]:
                         {
                             "name": "search",
                             "in": "query",
-                            "schema": {"type": "string", "maxLength": MAX_SEARCH_LENGTH},
+                            "schema": {"type": "string", "maxLength": MAX_SEARCH_LENGTH, "pattern": SEARCH_PATTERN},
                             "description": "matched anywhere in first name, last name, email or phone",
                         },
-                        {"name": "sort", "in": "query", "schema": {"enum": list(SORTS), "default": "last_name"}},
+                        {
+                            "name": "sort",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": list(SORTS), "default": "last_name"},
+                        },
                         limit,
                         cursor,
                     ],
-                    "responses": {"200": _reply("ContactPage"), **problem_responses(422)},
+                    "responses": {"200": _reply("ContactPage"), **problem_responses(404, 422)},
                 }
             },
             "/api/contacts/{contact_id}": {
