@@ -6,18 +6,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.support.commands import start_command_consumer
 from tests.support.infra import Infra
 from tests.support.notifier import start_notifier
-from tests.support.processes import ROOT, ServiceProcess, free_port
+from tests.support.processes import ROOT, TIMEOUT_FACTOR, ServiceProcess, free_port
 from tests.support.read_side import start_history_worker, start_query_api
 from tests.support.stack import Stack, start_command_api, start_relay
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-CREATE_DELAY = 3.0
+CREATE_DELAY = 3.0 * TIMEOUT_FACTOR  # seconds a create's reply is deferred, while colleagues see the contact live
+
+
+def ms(seconds: float) -> float:
+    """A Playwright timeout: `seconds`, scaled by TEST_TIMEOUT_FACTOR, in milliseconds."""
+    return seconds * TIMEOUT_FACTOR * 1000
 
 
 class LiveStack:
@@ -69,6 +74,7 @@ def browser() -> Iterator[Browser]:
                 "--no-first-run",
             ],
         )
+        expect.set_options(timeout=ms(5))  # Playwright's default for an expectation, scaled
         yield browser
         browser.close()
 

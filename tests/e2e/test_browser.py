@@ -9,7 +9,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.conftest import LiveStack, open_page, screenshot
+from tests.e2e.conftest import CREATE_DELAY, LiveStack, ms, open_page, screenshot
 from tests.support.commands import Console
 from tests.support.infra import Infra
 
@@ -64,19 +64,20 @@ def test_two_colleagues_see_each_others_create_update_and_delete_live(
     fill_contact(alice, contact(tag))
     alice.get_by_role("button", name="Save").click()
     expect(alice.get_by_test_id("create-status")).to_contain_text("Saving")
-    expect(row(bob, f"grace.{tag}@example.com")).to_be_visible(timeout=2_500)  # long before the deferred reply
+    expect(row(bob, f"grace.{tag}@example.com")).to_be_visible(timeout=ms(CREATE_DELAY))
+    assert "Saving" in alice.get_by_test_id("create-status").inner_text(), "seen before the deferred reply"
     screenshot(bob, "colleague-sees-create-while-creator-waits")
-    expect(alice.get_by_test_id("create-status")).to_contain_text("Created", timeout=15_000)
+    expect(alice.get_by_test_id("create-status")).to_contain_text("Created", timeout=ms(15))
 
     row(bob, tag).click()
     bob.get_by_label("Last name", exact=True).fill(f"Hopper-Murray {tag}")
     bob.get_by_role("button", name="Save").click()
-    expect(row(alice, f"Hopper-Murray {tag}")).to_be_visible(timeout=5_000)
+    expect(row(alice, f"Hopper-Murray {tag}")).to_be_visible(timeout=ms(5))
     screenshot(alice, "update-from-a-colleague")
 
     bob.get_by_role("button", name="Delete").click()
     bob.get_by_role("alertdialog").get_by_role("button", name="Yes, delete").click()
-    expect(row(alice, tag)).to_have_count(0, timeout=5_000)
+    expect(row(alice, tag)).to_have_count(0, timeout=ms(5))
 
 
 def test_a_command_published_over_rabbitmq_appears_in_the_page(
@@ -86,7 +87,7 @@ def test_a_command_published_over_rabbitmq_appears_in_the_page(
     page = open_page(browser, contexts, live_stack.url)
     search(page, tag)
     Console(infra).publish("contacts.commands", json.dumps({"command": "create", "data": contact(tag)}))
-    expect(row(page, f"grace.{tag}@example.com")).to_be_visible(timeout=5_000)
+    expect(row(page, f"grace.{tag}@example.com")).to_be_visible(timeout=ms(5))
     expect(row(page, tag)).to_contain_text("console")
     screenshot(page, "command-from-the-console")
 
@@ -106,7 +107,7 @@ def test_the_history_panel_shows_every_version_and_what_changed(
     row(page, tag).click()
     page.get_by_role("button", name="History").click()
     items = page.get_by_test_id("history-item")
-    expect(items).to_have_count(3, timeout=5_000)
+    expect(items).to_have_count(3, timeout=ms(5))
     expect(items.nth(0)).to_contain_text("Version 3")
     expect(items.nth(0)).to_contain_text("Amazing Grace")
     expect(items.nth(1)).to_contain_text("+1 202 555 0199")
@@ -124,7 +125,7 @@ def test_server_field_errors_appear_next_to_their_field(
     page.get_by_role("button", name="New contact").click()
     fill_contact(page, contact(uuid.uuid4().hex[:8], email=taken["email"].upper()))
     page.get_by_role("button", name="Save").click()
-    expect(page.get_by_test_id("error-email")).to_contain_text("already in use", timeout=5_000)
+    expect(page.get_by_test_id("error-email")).to_contain_text("already in use", timeout=ms(5))
     expect(page.get_by_label("Email", exact=True)).to_have_attribute("aria-invalid", "true")
     screenshot(page, "field-error-from-the-server")
 
@@ -139,7 +140,7 @@ def test_after_the_notifier_restarts_the_page_shows_what_changed_meanwhile(
     expect(row(page, first["email"])).to_be_visible()
 
     live_stack.notifier.stop()
-    expect(page.get_by_test_id("connection-status")).not_to_have_attribute("data-status", "live", timeout=10_000)
+    expect(page.get_by_test_id("connection-status")).not_to_have_attribute("data-status", "live", timeout=ms(10))
     renamed = requests.patch(
         f"{live_stack.url}/api/contacts/{first['id']}", json={"last_name": f"Renamed {tag}"}, timeout=10
     )
@@ -147,8 +148,8 @@ def test_after_the_notifier_restarts_the_page_shows_what_changed_meanwhile(
     second = create_in_background(live_stack, contact(tag, email=f"second.{tag}@example.com"))
     live_stack.notifier.start()
 
-    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-status", "live", timeout=30_000)
-    expect(row(page, f"Renamed {tag}")).to_be_visible(timeout=10_000)
-    expect(row(page, f"second.{tag}@example.com")).to_be_visible(timeout=10_000)
+    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-status", "live", timeout=ms(30))
+    expect(row(page, f"Renamed {tag}")).to_be_visible(timeout=ms(10))
+    expect(row(page, f"second.{tag}@example.com")).to_be_visible(timeout=ms(10))
     assert second.result().status_code == 201
     screenshot(page, "after-notifier-restart")
