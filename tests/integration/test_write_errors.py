@@ -7,10 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import jsonschema
+import psycopg
 import pytest
 import requests
 
 from tests.support.data import new_contact
+from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
 
@@ -136,14 +138,31 @@ def test_unknown_or_deleted_contacts_are_404(
     assert_problem(http.request(method, f"{command_api}/api/contacts/{contact['id']}", json=new_contact()), 404)
 
 
+def _stored(infra: Infra, contact_id: int) -> tuple[tuple[str, int, bool], list[tuple[str, int, str | None]]]:
+    """The contact's row (first name, version, deleted) and its events (type, version, first name)."""
+    with psycopg.connect(infra.database_url) as conn:
+        row = conn.execute(
+            "SELECT first_name, version, deleted_at IS NOT NULL FROM contacts WHERE id = %s", (contact_id,)
+        ).fetchone()
+        events = conn.execute(
+            """SELECT payload->>'type', (payload->>'version')::int, payload->'contact'->>'first_name' FROM outbox
+               WHERE (payload->>'contact_id')::bigint = %s ORDER BY id""",
+            (contact_id,),
+        ).fetchall()
+    assert row is not None
+    return row, events
+
+
 @pytest.mark.parametrize("if_match", ['"2"', 'W/"2"', "2", '"abc"', "nonsense"])
-def test_a_stale_or_foreign_if_match_is_a_412(
-    command_api: str, http: requests.Session, contact: dict[str, Any], if_match: str
+def test_a_stale_or_foreign_if_match_is_a_412_and_changes_nothing(
+    command_api: str, http: requests.Session, infra: Infra, contact: dict[str, Any], if_match: str
 ) -> None:
     url = f"{command_api}/api/contacts/{contact['id']}"
     assert_problem(http.patch(url, json={"first_name": "Bea"}, headers={"If-Match": if_match}), 412)
     assert_problem(http.delete(url, headers={"If-Match": if_match}), 412)
-    assert http.patch(url, json={"first_name": "Bea"}, headers={"If-Match": "*"}).status_code == 200
+    assert _stored(infra, contact["id"]) == (("Ada", 1, False), [("contact.created", 1, "Ada")])
+    reply = http.patch(url, json={"first_name": "Bea"}, headers={"If-Match": "*"})
+    assert reply.status_code == 200 and reply.json()["version"] == 2
 
 
 def test_merge_patch_null_removes_a_mandatory_field_so_it_is_refused(
@@ -156,7 +175,7 @@ def test_merge_patch_null_removes_a_mandatory_field_so_it_is_refused(
 
 
 def test_concurrent_patches_with_the_same_if_match_let_exactly_one_win(
-    command_api: str, contact: dict[str, Any]
+    command_api: str, infra: Infra, contact: dict[str, Any]
 ) -> None:
     url = f"{command_api}/api/contacts/{contact['id']}"
     barrier = threading.Barrier(12)
@@ -166,9 +185,13 @@ def test_concurrent_patches_with_the_same_if_match_let_exactly_one_win(
         return requests.patch(url, json={"first_name": f"Writer {n}"}, headers={"If-Match": '"1"'}).status_code
 
     with ThreadPoolExecutor(12) as pool:
-        statuses = sorted(pool.map(patch, range(12)))
-    assert statuses == [200] + [412] * 11
-    assert requests.patch(url, json={"phone": "+1 555 0100 88"}).json()["version"] == 3
+        statuses = list(pool.map(patch, range(12)))
+    assert sorted(statuses) == [200] + [412] * 11
+    winner = f"Writer {statuses.index(200)}"
+    assert _stored(infra, contact["id"]) == (
+        (winner, 2, False),
+        [("contact.created", 1, "Ada"), ("contact.updated", 2, winner)],
+    )
 
 
 def test_an_idempotency_key_replays_the_same_contact_and_refuses_another_body(
