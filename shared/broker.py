@@ -1,10 +1,13 @@
 """RabbitMQ names that are part of the public contract, and their idempotent declaration."""
 
 import asyncio
+import struct
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import pika
+import pika.data
 from pika.adapters.asyncio_connection import AsyncioConnection
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.channel import Channel
@@ -32,6 +35,42 @@ def quorum_queue_arguments() -> dict[str, Any]:
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
     }
+
+
+_pika_decode_value = pika.data.decode_value
+
+
+def _decode_value(encoded: bytes, offset: int) -> tuple[Any, int]:
+    """pika's decoder of a header value, made faithful and total: a double or a float stays a float (pika
+    truncates it to an integer, so the console's 1.5 read as 1), and a timestamp beyond Python's dates stays
+    its seconds (pika raises, which loses the connection on every redelivery of the message)."""
+    kind = encoded[offset : offset + 1]
+    if kind == b"d":
+        return struct.unpack_from(">d", encoded, offset + 1)[0], offset + 9
+    if kind == b"f":
+        return struct.unpack_from(">f", encoded, offset + 1)[0], offset + 5
+    if kind == b"T":
+        seconds = struct.unpack_from(">Q", encoded, offset + 1)[0]
+        try:
+            return datetime.fromtimestamp(seconds, UTC), offset + 9
+        except (OverflowError, ValueError, OSError):
+            return seconds, offset + 9
+    decoded: tuple[Any, int] = _pika_decode_value(encoded, offset)
+    return decoded
+
+
+pika.data.decode_value = _decode_value  # decode_table and arrays look it up here, for every connection of ours
+
+
+def _writable(value: Any) -> Any:
+    """A header value as pika can write it again: a float, or an integer beyond 64 bits, as its text."""
+    if isinstance(value, dict):
+        return {key: _writable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_writable(item) for item in value]
+    if isinstance(value, float) or (isinstance(value, int) and not -(2**63) <= value < 2**63):
+        return str(value)
+    return value
 
 
 class _Channel(Protocol):
@@ -116,9 +155,10 @@ def dead_letter(
     """Send a message we cannot process to `contacts.dead-letter`, its reason in a header.
 
     The channel must be in confirm mode: this returns once the broker has the copy, so the caller
-    may then ack the original. Original properties are kept; the source queue's name is added.
+    may then ack the original. Original properties are kept (a header value pika cannot write, as its
+    text); the source queue's name is added.
     """
-    headers = dict(properties.headers or {})
+    headers = _writable(dict(properties.headers or {}))
     headers[DEATH_REASON_HEADER] = reason[:1000]
     headers["x-original-exchange"] = method.exchange
     headers["x-original-routing-key"] = method.routing_key

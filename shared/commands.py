@@ -8,12 +8,21 @@ when a person types the message in the RabbitMQ console.
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 #: Envelope fields a sender may put in AMQP headers instead of the body (the console types them as strings).
 HEADER_FIELDS = ("command", "contact_id", "expected_version", "command_id")
 
-CommandId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+def _storable(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("a NUL character (\\u0000) cannot be stored")
+    return value
+
+
+CommandId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_storable)
+]
 
 
 class _Command(BaseModel):

@@ -32,6 +32,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
+from pydantic_core import from_json
 from tenacity import Retrying, before_sleep_log, retry_if_exception_type, wait_random_exponential
 
 from command_api.errors import CommandFailed, CommandRefused, InvalidCommand, NotJson, UnknownCommand
@@ -104,8 +105,8 @@ class CommandConsumer:
 
     def apply(self, body: bytes, properties: pika.BasicProperties) -> tuple[CommandMessage, Contact | None]:
         """Apply one message through the handlers; returns the command and the contact it left (None if deleted)."""
-        message = read_message(body, properties.headers)
-        source = (properties.app_id or "").strip()[:100] or CONSOLE_SOURCE
+        message = read_message(body_text(body, properties.content_encoding), properties.headers)
+        source = source_of(properties.app_id)
         key = f"command:{message.command_id}" if message.command_id else None
         contact = self._handlers.handle(to_command(message), Origin(source, correlation_id.get(), key))
         return message, contact
@@ -121,9 +122,9 @@ class CommandConsumer:
         self, channel: BlockingChannel, method: Basic.Deliver, properties: pika.BasicProperties, body: bytes
     ) -> None:
         arrived = time.monotonic()
-        given = properties.correlation_id
-        trace = given if given and len(given) <= 200 and given.isprintable() else new_correlation_id()
-        token = correlation_id.set(trace)
+        given = properties.correlation_id  # bytes when it is not UTF-8
+        usable = isinstance(given, str) and 0 < len(given) <= 200 and given.isprintable()
+        token = correlation_id.set(given if usable else new_correlation_id())
         try:
             self._handle(channel, method, properties, body, arrived)
         finally:
@@ -201,11 +202,41 @@ class CommandConsumer:
         channel.basic_publish("", reply.reply_to, reply.body, properties)
 
 
-def read_message(body: bytes, headers: Mapping[str, Any] | None) -> CommandMessage:
-    """The command in a message body, with any envelope field the sender gave as a header instead."""
+def body_text(body: bytes, content_encoding: str | bytes | None) -> str:
+    """The body as text: in the character set its `content_encoding` names (as kombu and Spring AMQP use that
+    property), else in UTF-8, -16 or -32 as the first bytes of JSON tell them apart; without a BOM."""
+    encoding = content_encoding or json.detect_encoding(body)
+    if not isinstance(encoding, str):
+        raise NotJson(f"content_encoding {encoding!r} names no character set")
     try:
-        fields = json.loads(body)
-    except ValueError as error:  # UnicodeDecodeError included
+        return body.decode(encoding).removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        raise NotJson(f"the body is not text in {encoding!r}: {error.reason} at byte {error.start}") from None
+    except (LookupError, ValueError):  # unknown, or bytes to bytes (gzip, zlib), or a NUL in the name
+        raise NotJson(f"content_encoding {encoding!r} names no character set") from None
+
+
+def source_of(app_id: str | bytes | None) -> str:
+    """The event's `source`: the sender's `app_id` (at most 100 characters), or `console` when it gives none."""
+    source = app_id.strip()[:100] if isinstance(app_id, str) else app_id
+    if not source:
+        return CONSOLE_SOURCE
+    if isinstance(source, bytes) or not source.isprintable():
+        raise InvalidCommand(
+            f"app_id {app_id!r} cannot be the event's source",
+            [{"field": "app_id", "message": "must be printable UTF-8 text"}],
+        )
+    return source
+
+
+def read_message(body: str | bytes, headers: Mapping[str, Any] | None) -> CommandMessage:
+    """The command in a message body (text, or UTF-8), with any envelope field the sender gave as a header instead.
+
+    pydantic's JSON parser refuses what PostgreSQL could not store or Python could not walk: a lone
+    surrogate (`\\ud800`), nesting deeper than 200, a number of more than 4,300 digits."""
+    try:
+        fields = from_json(body, allow_inf_nan=False)
+    except ValueError as error:
         raise NotJson(f"the body is not valid JSON: {error}") from None
     if not isinstance(fields, dict):
         raise InvalidCommand("a command is a JSON object", [{"field": "body", "message": "expected an object"}])
