@@ -90,7 +90,7 @@ class Window:
 #: The counts that SPEC §9 wants to be 0 after every fault.
 TARGETS_OF_ZERO = (
     "indeterminate", "lost", "history_missing", "events_missing", "doubled", "ws_gaps", "ws_behind", "stuck",
-    "server_errors",
+    "server_errors", "unavailable_after_healing",
 )  # fmt: skip
 
 
@@ -114,8 +114,11 @@ class Report:
     ws_reconnects: int = 0
     stuck: int = 0  # messages left in the service queues, valid messages dead-lettered
     server_errors: int = 0  # 5xx other than 503 with Retry-After
+    unavailable_after_healing: int = 0  # 503s to requests sent once the fault had healed
     recovery_seconds: float | None = None  # from the fault's healing to every process ready
     last_ready: str = ""  # the processes that were ready last
+    first_write: str = ""  # the answer to the first write once every process was ready: 201 is the target
+    first_read: str = ""  # the answer to the first read of query-api once the fault was over: 200 is the target
     notes: list[str] = field(default_factory=list)
 
     def as_row(self) -> dict[str, Any]:
@@ -126,6 +129,10 @@ class Report:
         broken = [f"{name} = {getattr(self, name)}" for name in TARGETS_OF_ZERO if getattr(self, name)]
         if self.recovery_seconds is None or self.recovery_seconds > recovery_limit:
             broken.append(f"recovery_seconds = {self.recovery_seconds} (limit {recovery_limit})")
+        if self.first_write != "201":
+            broken.append(f"first_write = {self.first_write}")
+        if self.first_read != "200":
+            broken.append(f"first_read = {self.first_read}")
         return broken + self.notes
 
 
@@ -167,9 +174,13 @@ class Checker:
             and depths[COMMANDS_QUEUE] == 0
         )
 
-    def report(self, fault: str, window: Window, record: Record, head: int) -> Report:
+    def report(self, fault: str, window: Window, record: Record, head: int, healed: float) -> Report:
+        """What the fault cost; `healed` is when it was over (time.monotonic)."""
         report = Report(fault)
         self._count_operations(report, record)
+        report.unavailable_after_healing = sum(
+            sent >= healed for operation in record.operations for sent in operation.unavailable_at
+        )
         with psycopg.connect(self._database_url, row_factory=dict_row) as conn:
             outbox = conn.execute(
                 """SELECT o.event_id::text, o.seq, (o.payload->>'contact_id')::bigint AS contact_id,

@@ -45,6 +45,7 @@ class Operation:
     outcome: str = "pending"  # acknowledged, failed or indeterminate
     attempts: int = 0
     answers: list[str] = field(default_factory=list)  # each attempt's status code or error
+    unavailable_at: list[float] = field(default_factory=list)  # when each attempt answered 503 was sent
 
 
 @dataclass
@@ -184,9 +185,12 @@ class Workload:
         deadline = time.monotonic() + PATIENCE_SECONDS
         while True:
             operation.attempts += 1
+            sent = time.monotonic()
             try:
                 reply: requests.Response = send()
                 operation.answers.append(str(reply.status_code))
+                if reply.status_code == 503:
+                    operation.unavailable_at.append(sent)
                 if reply.status_code < 500:
                     if reply.status_code >= 400:
                         operation.outcome = "failed"

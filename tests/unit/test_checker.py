@@ -26,8 +26,13 @@ def test_a_resync_starts_the_count_again_and_is_counted_apart() -> None:
     assert (report.ws_gaps, report.ws_resyncs) == (0, 1)
 
 
-def test_any_count_above_zero_or_a_slow_recovery_breaks_the_targets() -> None:
-    assert Report("ok", acknowledged=5, recovery_seconds=1.0).violations(10) == []
-    assert Report("lost", lost=1, recovery_seconds=1.0).violations(10) == ["lost = 1"]
-    assert Report("slow", recovery_seconds=11.0).violations(10) == ["recovery_seconds = 11.0 (limit 10)"]
-    assert Report("never", recovery_seconds=None).violations(10) == ["recovery_seconds = None (limit 10)"]
+def test_any_count_above_zero_a_slow_recovery_or_a_failed_first_write_breaks_the_targets() -> None:
+    def report(**counts: object) -> Report:
+        return Report("test", **{"recovery_seconds": 1.0, "first_write": "201", "first_read": "200", **counts})  # type: ignore[arg-type]
+
+    assert report(acknowledged=5).violations(10) == []
+    assert report(lost=1).violations(10) == ["lost = 1"]
+    assert report(recovery_seconds=11.0).violations(10) == ["recovery_seconds = 11.0 (limit 10)"]
+    assert report(recovery_seconds=None).violations(10) == ["recovery_seconds = None (limit 10)"]
+    assert report(first_write="503").violations(10) == ["first_write = 503"]
+    assert report(first_read="ConnectionError").violations(10) == ["first_read = ConnectionError"]
