@@ -40,7 +40,7 @@ LAG = Histogram(
 QUEUE_DEPTH = Gauge("history_worker_queue_depth", "Messages ready in history-worker.events")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one delivery is itself, and hashable (pika's Basic.Deliver is not)
 class Delivery:
     method: Basic.Deliver
     properties: pika.BasicProperties
