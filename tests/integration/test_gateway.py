@@ -3,6 +3,7 @@
 import os
 import tempfile
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import requests
 
 from tests.conftest import Launch
 from tests.support.data import new_contact
-from tests.support.processes import free_port
+from tests.support.processes import ROOT, free_port
 from tests.support.read_side import start_query_api
 
 pytestmark = pytest.mark.integration
@@ -56,3 +57,58 @@ def test_every_reply_has_one_x_request_id_the_one_the_service_logged(
             assert ids == [given]
         else:
             assert ids[0] != given and len(ids[0]) == 32
+
+
+class _Scripts(HTMLParser):
+    """Every script element of a page and every inline event handler attribute (onclick=…) in it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[dict[str, str | None]] = []
+        self.handlers: list[str] = []
+        self.inline: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handlers += [name for name, _ in attrs if name.startswith("on")]
+        if tag == "script":
+            self.scripts.append(dict(attrs))
+            self._in_script = True
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_script = self._in_script and tag != "script"
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script and data.strip():
+            self.inline.append(data)
+
+
+def directives(policy: str) -> dict[str, list[str]]:
+    """A Content-Security-Policy by directive name."""
+    parts = [part.split() for part in policy.split(";") if part.strip()]
+    return {part[0]: part[1:] for part in parts}
+
+
+@pytest.mark.parametrize("path", ["/", "/index.html", "/a/deep/link", "/api/contacts"])
+def test_the_app_is_served_with_a_policy_that_allows_no_inline_script_and_no_framing(
+    gateway: str, http: requests.Session, path: str
+) -> None:
+    reply = http.get(f"{gateway}{path}", timeout=10)
+    policy = directives(reply.headers["Content-Security-Policy"])
+    assert policy["script-src"] == ["'self'"], policy  # no 'unsafe-inline', no nonce, no hash
+    assert policy["default-src"] == ["'self'"]
+    assert policy["frame-ancestors"] == ["'none'"]
+    assert policy["object-src"] == ["'none'"]
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"
+    assert reply.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_the_built_app_has_no_inline_script_for_the_policy_to_block() -> None:
+    page = ROOT / "services/web/dist/index.html"
+    if not page.exists():
+        pytest.fail("build the web app first: make web")
+    parser = _Scripts()
+    parser.feed(page.read_text())
+    assert parser.scripts, "the app is started by a script"
+    assert all((script.get("src") or "").startswith("/assets/") for script in parser.scripts), parser.scripts
+    assert parser.inline == [] and parser.handlers == []
