@@ -121,6 +121,13 @@ class Contact(BaseModel):
 EventType = Literal["contact.created", "contact.updated", "contact.deleted"]
 
 
+class Actor(BaseModel):
+    """Who made a change: a signed-in user (`id`, `name`), or a RabbitMQ login (`id` null, `name` the login)."""
+
+    id: int | None
+    name: str
+
+
 class ContactEvent(BaseModel):
     """The body published on `contacts.events` and pushed to browsers (SPEC §4)."""
 
@@ -132,4 +139,6 @@ class ContactEvent(BaseModel):
     contact: Contact | None
     changed_fields: list[str]
     source: str
+    #: null when the change has no known author: a bus command without `user_id`, or an event from before actors
+    actor: Actor | None = None
     at: datetime

@@ -29,8 +29,9 @@ class CommandBus(BrokerClient):
     queue bound to `contacts.dead-letter`.
     """
 
-    def __init__(self, amqp_url: str, app_id: str | None = "test-service") -> None:
+    def __init__(self, amqp_url: str, app_id: str | None = "test-service", user_id: str | None = None) -> None:
         self._app_id = app_id
+        self._user_id = user_id  # RabbitMQ closes the channel unless it is the login of `amqp_url`
         super().__init__(amqp_url)
         self._channel = self._connection.channel()
         self._channel.confirm_delivery()
@@ -53,6 +54,7 @@ class CommandBus(BrokerClient):
             content_type="application/json",
             delivery_mode=pika.DeliveryMode.Persistent,
             app_id=self._app_id,
+            user_id=self._user_id,
             correlation_id=correlation,
             reply_to=self.reply_queue if reply else None,
             headers=headers,

@@ -115,6 +115,25 @@ def test_the_source_is_the_senders_app_id_or_console(app_id: str | None, source:
     assert origin == Origin(source, "trace-7", "command:17")
 
 
+@pytest.mark.parametrize(
+    ("user_id", "actor"), [("billing-svc", {"id": None, "name": "billing-svc"}), (None, None), ("", None)]
+)
+def test_the_actor_is_the_messages_user_id_or_null(user_id: str | None, actor: dict[str, object] | None) -> None:
+    handlers = RecordingHandlers()
+    CommandConsumer(handlers, Settings()).apply(
+        b'{"command": "delete", "contact_id": 42}', pika.BasicProperties(user_id=user_id)
+    )
+    [(_command, origin)] = handlers.calls
+    assert origin.actor == actor
+
+
+@pytest.mark.parametrize("user_id", [b"\xff\xfe", "a\x00b"])
+def test_a_user_id_that_cannot_be_a_name_is_refused(user_id: str | bytes) -> None:
+    consumer = CommandConsumer(RecordingHandlers(), Settings())
+    with pytest.raises(InvalidCommand, match="user_id"):
+        consumer.apply(b'{"command": "delete", "contact_id": 42}', pika.BasicProperties(user_id=user_id))
+
+
 def test_a_command_without_command_id_has_no_idempotency_key() -> None:
     handlers = RecordingHandlers()
     CommandConsumer(handlers, Settings()).apply(b'{"command": "delete", "contact_id": 42}', pika.BasicProperties())

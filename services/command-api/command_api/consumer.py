@@ -106,9 +106,13 @@ class CommandConsumer:
     def apply(self, body: bytes, properties: pika.BasicProperties) -> tuple[CommandMessage, Contact | None]:
         """Apply one message through the handlers; returns the command and the contact it left (None if deleted)."""
         message = read_message(body_text(body, properties.content_encoding), properties.headers)
-        source = source_of(properties.app_id)
-        key = f"command:{message.command_id}" if message.command_id else None
-        contact = self._handlers.handle(to_command(message), Origin(source, correlation_id.get(), key))
+        origin = Origin(
+            source_of(properties.app_id),
+            correlation_id.get(),
+            f"command:{message.command_id}" if message.command_id else None,
+            actor_of(properties.user_id),
+        )
+        contact = self._handlers.handle(to_command(message), origin)
         return message, contact
 
     def _pump(self, connection: BlockingConnection, channel: BlockingChannel) -> None:
@@ -227,6 +231,19 @@ def source_of(app_id: str | bytes | None) -> str:
             [{"field": "app_id", "message": "must be printable UTF-8 text"}],
         )
     return source
+
+
+def actor_of(user_id: str | bytes | None) -> dict[str, object] | None:
+    """The event's `actor`: the message's `user_id`, which RabbitMQ refuses unless it is the sender's login
+    (the login is no user of ours, so the actor has no id); None when the message has none."""
+    if not user_id:
+        return None
+    if isinstance(user_id, bytes) or not user_id.isprintable():
+        raise InvalidCommand(
+            f"user_id {user_id!r} cannot be the event's actor",
+            [{"field": "user_id", "message": "must be printable UTF-8 text"}],
+        )
+    return {"id": None, "name": user_id}
 
 
 def read_message(body: str | bytes, headers: Mapping[str, Any] | None) -> CommandMessage:

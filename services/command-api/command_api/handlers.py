@@ -60,11 +60,13 @@ Command = CreateContact | ReplaceContact | PatchContact | DeleteContact
 
 @dataclass(frozen=True)
 class Origin:
-    """Who sent a command: the event's `source`, the trace id, and an optional idempotency key."""
+    """Who sent a command: the event's `source`, the trace id, an optional idempotency key, and the event's
+    `actor` (`{"id", "name"}` of the person or login that made the change; None when no one is known)."""
 
     source: str
     correlation_id: str | None = None
     idempotency_key: str | None = None
+    actor: dict[str, object] | None = None
 
 
 class ContactHandlers:
@@ -179,5 +181,6 @@ def _event(event_type: str, state: Contact, changed_fields: list[str], origin: O
         "contact": None if event_type == "contact.deleted" else state.model_dump(mode="json"),
         "changed_fields": changed_fields,
         "source": origin.source,
+        "actor": origin.actor,
         "at": state.updated_at.isoformat().replace("+00:00", "Z"),
     }
