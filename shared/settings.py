@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     # password, so query-api can connect as the read-only role itself (docker-compose.yml's QUERY_DATABASE_URL)
     query_database_password: SecretStr | None = None
 
+    # identity (issue 17, SPEC §8): the first key signs tokens, every one verifies them, so a key rotates by
+    # being put first, and the one it replaces is dropped once no token it signed can be alive. No default:
+    # every process that checks tokens refuses to start without one (`make run` makes one for its run).
+    identity_signing_keys: list[SecretStr] = Field(default_factory=list)
+    access_token_seconds: int = Field(900, ge=1)  # a bearer token's life
+    session_seconds: int = Field(43_200, ge=1)  # a session's, and its cookie's, life
+    admin_username: str = "admin"  # the first admin, made when no user exists (command_api.accounts)
+    admin_password: SecretStr | None = None  # None: a random one, shown once
+    # The app's own origins: a write authenticated by the session cookie must come from one of them.
+    app_origins: list[str] = ["http://localhost:8080", "http://127.0.0.1:8080"]
+
     log_level: str = "INFO"
 
 

@@ -1,6 +1,7 @@
 """Fixtures that run the system for real: this run's own database and vhost, and our processes on free ports."""
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -8,6 +9,7 @@ import requests
 from shared.broker import ensure_topology
 from shared.migrate import upgrade
 from tests.support.amqp import EventTap
+from tests.support.identity import create_user, signed_in, token_for
 from tests.support.infra import Infra, provision
 from tests.support.processes import ServiceProcess
 from tests.support.stack import Launch, Stack, start_command_api, start_relay
@@ -64,7 +66,38 @@ def events(infra: Infra) -> Iterator[EventTap]:
     tap.close()
 
 
+@pytest.fixture(scope="session")
+def editor_user(infra: Infra) -> dict[str, Any]:
+    return create_user(infra.database_url, "editor")
+
+
+@pytest.fixture(scope="session")
+def viewer_user(infra: Infra) -> dict[str, Any]:
+    return create_user(infra.database_url, "viewer")
+
+
+@pytest.fixture(scope="session")
+def admin_user(infra: Infra) -> dict[str, Any]:
+    return create_user(infra.database_url, "admin")
+
+
+@pytest.fixture(scope="session")
+def editor_token(editor_user: dict[str, Any]) -> str:
+    return token_for(editor_user)
+
+
+@pytest.fixture(scope="session")
+def viewer_token(viewer_user: dict[str, Any]) -> str:
+    return token_for(viewer_user)
+
+
+@pytest.fixture(scope="session")
+def admin_token(admin_user: dict[str, Any]) -> str:
+    return token_for(admin_user)
+
+
 @pytest.fixture
-def http() -> Iterator[requests.Session]:
+def http(editor_token: str) -> Iterator[requests.Session]:
+    """An HTTP session signed in as an editor."""
     with requests.Session() as session:
-        yield session
+        yield signed_in(session, editor_token)

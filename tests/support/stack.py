@@ -1,7 +1,9 @@
 """Start our processes against a provisioned database and vhost, as `make run` does, on free ports."""
 
+import json
 from typing import Any, Protocol
 
+from tests.support.identity import SIGNING_KEY
 from tests.support.infra import Infra
 from tests.support.processes import ServiceProcess, free_port
 
@@ -19,7 +21,12 @@ class Stack:
 
     def launch(self, name: str, argv: list[str], health_path: str | None = "/healthz", **env: Any) -> ServiceProcess:
         port = env.pop("port")
-        settings = {"DATABASE_URL": self._infra.database_url, "AMQP_URL": self._infra.amqp_url, "LOG_LEVEL": "INFO"}
+        settings = {
+            "DATABASE_URL": self._infra.database_url,
+            "AMQP_URL": self._infra.amqp_url,
+            "IDENTITY_SIGNING_KEYS": json.dumps([SIGNING_KEY]),
+            "LOG_LEVEL": "INFO",
+        }
         settings.update({key.upper(): str(value) for key, value in env.items()})
         health = f"http://127.0.0.1:{port}{health_path}" if health_path else None
         process = ServiceProcess(name, argv, settings, health)
