@@ -32,10 +32,10 @@ def database_proxy(infra: Infra) -> Iterator[tuple[TcpProxy, str]]:
     proxy.close()
 
 
-def _warm(url: str, requests_at_once: int = 8) -> None:
+def _warm(http: requests.Session, url: str, requests_at_once: int = 8) -> None:
     """Make the service's pools open several connections, by sending requests side by side."""
     with concurrent.futures.ThreadPoolExecutor(requests_at_once) as pool:
-        for reply in pool.map(lambda _: requests.get(url, timeout=10), range(4 * requests_at_once)):
+        for reply in pool.map(lambda _: http.get(url, timeout=10), range(4 * requests_at_once)):
             assert reply.status_code == 200, reply.text
 
 
@@ -49,32 +49,32 @@ def _through_outage(proxy: TcpProxy, database_url: str) -> None:
 
 
 def test_query_api_serves_the_first_read_after_the_database_returns(
-    launch: Launch, database_proxy: tuple[TcpProxy, str]
+    launch: Launch, database_proxy: tuple[TcpProxy, str], http: requests.Session
 ) -> None:
     proxy, database_url = database_proxy
     base = start_query_api(launch, "query-api-recovery", query_database_url=database_url, query_api_workers=1)
-    _warm(f"{base}/api/contacts")
+    _warm(http, f"{base}/api/contacts")
 
     _through_outage(proxy, database_url)
 
-    first = requests.get(f"{base}/api/contacts", timeout=10)
+    first = http.get(f"{base}/api/contacts", timeout=10)
     assert first.status_code == 200, first.text
-    ready = requests.get(f"{base}/readyz", timeout=10)
+    ready = http.get(f"{base}/readyz", timeout=10)
     assert ready.status_code == 200, ready.text
 
 
 def test_command_api_takes_the_first_write_after_the_database_returns(
-    launch: Launch, database_proxy: tuple[TcpProxy, str]
+    launch: Launch, database_proxy: tuple[TcpProxy, str], http: requests.Session
 ) -> None:
     proxy, database_url = database_proxy
     base = start_command_api(
         launch, "command-api-recovery", database_url=database_url, command_api_workers=1, create_reply_delay_seconds=0
     )
-    _warm(f"{base}/readyz")
+    _warm(http, f"{base}/readyz")
 
     _through_outage(proxy, database_url)
 
-    first = requests.post(f"{base}/api/contacts", json=new_contact(), timeout=10 * TIMEOUT_FACTOR)
+    first = http.post(f"{base}/api/contacts", json=new_contact(), timeout=10 * TIMEOUT_FACTOR)
     assert first.status_code == 201, first.text
-    ready = requests.get(f"{base}/readyz", timeout=10)
+    ready = http.get(f"{base}/readyz", timeout=10)
     assert ready.status_code == 200, ready.text

@@ -68,7 +68,7 @@ def reader_role(infra: Infra) -> Iterator[str]:
 
 
 def test_migrate_lets_the_read_only_role_log_in_and_query_api_reads_as_it_but_cannot_write(
-    infra: Infra, launch: Launch, reader_role: str
+    infra: Infra, launch: Launch, reader_role: str, http: requests.Session
 ) -> None:
     password = uuid.uuid4().hex
     parts = urlsplit(infra.database_url)
@@ -88,7 +88,7 @@ def test_migrate_lets_the_read_only_role_log_in_and_query_api_reads_as_it_but_ca
     # Every process here also gets the owner's DATABASE_URL: query-api must log in with QUERY_DATABASE_URL.
     name = f"query-api-{reader_role}"
     base = start_query_api(launch, query_database_url=as_reader, query_database_role=reader_role, pgappname=name)
-    assert requests.get(f"{base}/api/contacts", timeout=10).status_code == 200
+    assert http.get(f"{base}/api/contacts", timeout=10).status_code == 200
     assert wait_until(lambda: logins_of(infra, name), message="query-api's connections") == {reader_role}
     with psycopg.connect(as_reader) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("DELETE FROM contacts")

@@ -174,7 +174,7 @@ def recorded_by(probes: str) -> float:
 
 
 def test_a_worker_cut_off_from_rabbitmq_reconnects_and_no_version_is_lost_or_doubled(
-    launch: Launch, infra: Infra, command_api: str, relay: ServiceProcess, events: EventTap
+    launch: Launch, infra: Infra, command_api: str, relay: ServiceProcess, events: EventTap, http: requests.Session
 ) -> None:
     proxy, amqp_url = proxied(infra.amqp_url, 5672)
     try:
@@ -184,13 +184,11 @@ def test_a_worker_cut_off_from_rabbitmq_reconnects_and_no_version_is_lost_or_dou
             amqp_url=amqp_url,
             history_max_backoff_seconds=0.5,
         )
-        ids = [
-            requests.post(f"{command_api}/api/contacts", json=new_contact(), timeout=30).json()["id"] for _ in range(4)
-        ]
+        ids = [http.post(f"{command_api}/api/contacts", json=new_contact(), timeout=30).json()["id"] for _ in range(4)]
 
         def write_a_version() -> None:
             for contact_id in ids:
-                reply = requests.patch(
+                reply = http.patch(
                     f"{command_api}/api/contacts/{contact_id}", json={"first_name": uuid.uuid4().hex[:8]}, timeout=10
                 )
                 assert reply.status_code == 200, reply.text

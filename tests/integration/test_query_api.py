@@ -255,7 +255,7 @@ def test_the_query_role_can_read_but_not_write(infra: Infra) -> None:
 
 
 def test_while_the_database_is_unreachable_reads_are_503_with_retry_after_and_then_served_again(
-    launch: Launch, infra: Infra
+    launch: Launch, infra: Infra, http: requests.Session
 ) -> None:
     proxy, database_url = proxied(infra.database_url, 5432)
     try:
@@ -265,17 +265,15 @@ def test_while_the_database_is_unreachable_reads_are_503_with_retry_after_and_th
             query_database_url=database_url,
             db_pool_timeout_seconds=1,
         )
-        assert requests.get(f"{base}/api/contacts", timeout=5).status_code == 200
+        assert http.get(f"{base}/api/contacts", timeout=5).status_code == 200
         proxy.cut()
         # Each read fails at once: its pooled connection dropped, or none to be had within the pool's timeout.
         for _ in range(3):
-            reply = requests.get(f"{base}/api/contacts", params={"search": "ada"}, timeout=10)
+            reply = http.get(f"{base}/api/contacts", params={"search": "ada"}, timeout=10)
             assert reply.status_code == 503, reply.text
             assert reply.headers["Content-Type"] == "application/problem+json"
             assert reply.headers["Retry-After"] == "1" and reply.json()["status"] == 503
         proxy.restore()
-        wait_until(
-            lambda: requests.get(f"{base}/api/contacts", timeout=5).status_code == 200, message="reads served again"
-        )
+        wait_until(lambda: http.get(f"{base}/api/contacts", timeout=5).status_code == 200, message="reads served again")
     finally:
         proxy.close()

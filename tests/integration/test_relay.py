@@ -35,11 +35,9 @@ def broker_link(infra: Infra) -> Iterator[tuple[TcpProxy, str]]:
     proxy.close()
 
 
-def write_many(command_api: str, count: int) -> list[int]:
+def write_many(http: requests.Session, command_api: str, count: int) -> list[int]:
     with ThreadPoolExecutor(8) as pool:
-        replies = list(
-            pool.map(lambda _: requests.post(f"{command_api}/api/contacts", json=new_contact()), range(count))
-        )
+        replies = list(pool.map(lambda _: http.post(f"{command_api}/api/contacts", json=new_contact()), range(count)))
     assert {reply.status_code for reply in replies} == {201}
     return [reply.json()["id"] for reply in replies]
 
@@ -51,16 +49,17 @@ def test_writes_made_while_the_broker_is_unreachable_are_all_delivered_once_in_s
     broker_link: tuple[TcpProxy, str],
     infra: Infra,
     no_other_relay: None,
+    http: requests.Session,
 ) -> None:
     proxy, amqp_url = broker_link
     start_relay(launch, "relay-behind-proxy", amqp_url=amqp_url, relay_poll_seconds=0.2, relay_max_backoff_seconds=1)
-    before = write_many(command_api, 5)
+    before = write_many(http, command_api, 5)
     events.wait_for(5, lambda body: body["contact_id"] in before)
     # Settle the confirms first: events in flight when a link drops are sent again (same event_id and seq).
     wait_until(lambda: unpublished(infra.database_url) == 0, message="the first writes to be confirmed")
 
     proxy.cut()
-    during = write_many(command_api, 40)
+    during = write_many(http, command_api, 40)
     assert unpublished(infra.database_url) >= 40, "the relay published through a cut link"
     proxy.restore()
 
@@ -74,13 +73,13 @@ def test_writes_made_while_the_broker_is_unreachable_are_all_delivered_once_in_s
 
 
 def test_a_second_relay_waits_for_the_leader_and_no_event_is_published_twice(
-    command_api: str, launch: Launch, events: EventTap, infra: Infra, no_other_relay: None
+    command_api: str, launch: Launch, events: EventTap, infra: Infra, no_other_relay: None, http: requests.Session
 ) -> None:
     first = start_relay(launch, "relay-a", relay_poll_seconds=0.2)
     start_relay(launch, "relay-b", relay_poll_seconds=0.2)
-    created = write_many(command_api, 30)
+    created = write_many(http, command_api, 30)
     first.stop()  # the other relay takes over
-    created += write_many(command_api, 30)
+    created += write_many(http, command_api, 30)
     events.relayed(infra.database_url)
     ids = [event.body["contact_id"] for event in events.events if event.body["contact_id"] in created]
     assert sorted(ids) == sorted(created)
@@ -89,9 +88,9 @@ def test_a_second_relay_waits_for_the_leader_and_no_event_is_published_twice(
 
 
 def test_events_numbered_but_never_confirmed_are_sent_first_and_keep_their_numbers(
-    command_api: str, launch: Launch, events: EventTap, infra: Infra, no_other_relay: None
+    command_api: str, launch: Launch, events: EventTap, infra: Infra, no_other_relay: None, http: requests.Session
 ) -> None:
-    created = write_many(command_api, 3)
+    created = write_many(http, command_api, 3)
     with psycopg.connect(infra.database_url) as conn:
         # What a relay that died between numbering and publishing leaves behind: two rows with a seq.
         numbered = conn.execute(

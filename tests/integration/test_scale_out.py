@@ -25,18 +25,17 @@ from tests.support.read_side import start_history_worker
 pytestmark = pytest.mark.integration
 
 
-def write_versions(command_api: str, contacts: int, versions: int) -> list[int]:
+def write_versions(http: requests.Session, command_api: str, contacts: int, versions: int) -> list[int]:
     """Create `contacts` contacts through the API and change each until it has `versions` versions."""
     ids = []
-    with requests.Session() as http:
-        for _ in range(contacts):
-            created = http.post(f"{command_api}/api/contacts", json=new_contact(), timeout=30)
-            assert created.status_code == 201, created.text
-            ids.append(created.json()["id"])
-        for version in range(2, versions + 1):
-            for contact_id in ids:
-                changed = http.patch(f"{command_api}/api/contacts/{contact_id}", json={"first_name": f"Ada {version}"})
-                assert changed.status_code == 200, changed.text
+    for _ in range(contacts):
+        created = http.post(f"{command_api}/api/contacts", json=new_contact(), timeout=30)
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["id"])
+    for version in range(2, versions + 1):
+        for contact_id in ids:
+            changed = http.patch(f"{command_api}/api/contacts/{contact_id}", json={"first_name": f"Ada {version}"})
+            assert changed.status_code == 200, changed.text
     return ids
 
 
@@ -68,14 +67,14 @@ def clients() -> Iterator[list[LiveClient]]:
 
 
 def test_two_history_workers_competing_on_the_queue_record_each_version_exactly_once(
-    command_api: str, relay: ServiceProcess, launch: Launch, events: EventTap, infra: Infra
+    command_api: str, relay: ServiceProcess, launch: Launch, events: EventTap, infra: Infra, http: requests.Session
 ) -> None:
     # Small batches, so the queue's messages are shared between the two rather than taken by one.
     workers = [
         start_history_worker(launch, f"history-worker-{n}", history_batch_size=4, history_batch_wait_ms=5)[1]
         for n in (1, 2)
     ]
-    ids = write_versions(command_api, contacts=12, versions=4)
+    ids = write_versions(http, command_api, contacts=12, versions=4)
     published = events.wait_for(48, lambda body: body["contact_id"] in ids, timeout=30)
     assert len(published) == 48
 
@@ -99,7 +98,12 @@ def test_two_history_workers_competing_on_the_queue_record_each_version_exactly_
 
 
 def test_three_notifiers_each_deliver_every_event_to_every_one_of_their_clients(
-    command_api: str, relay: ServiceProcess, launch: Launch, events: EventTap, clients: list[LiveClient]
+    command_api: str,
+    relay: ServiceProcess,
+    launch: Launch,
+    events: EventTap,
+    clients: list[LiveClient],
+    http: requests.Session,
 ) -> None:
     for n in (1, 2, 3):
         base = start_notifier(launch, f"notifier-{n}")[0]
@@ -107,7 +111,7 @@ def test_three_notifiers_each_deliver_every_event_to_every_one_of_their_clients(
     for client in clients:
         client.hello()
 
-    ids = write_versions(command_api, contacts=8, versions=2)
+    ids = write_versions(http, command_api, contacts=8, versions=2)
     published = events.wait_for(16, lambda body: body["contact_id"] in ids, timeout=30)
     expected = sorted((event.body["seq"], event.body["event_id"]) for event in published)
     assert len(expected) == 16

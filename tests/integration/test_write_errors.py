@@ -175,14 +175,14 @@ def test_merge_patch_null_removes_a_mandatory_field_so_it_is_refused(
 
 
 def test_concurrent_patches_with_the_same_if_match_let_exactly_one_win(
-    command_api: str, infra: Infra, contact: dict[str, Any]
+    command_api: str, infra: Infra, contact: dict[str, Any], http: requests.Session
 ) -> None:
     url = f"{command_api}/api/contacts/{contact['id']}"
     barrier = threading.Barrier(12)
 
     def patch(n: int) -> int:
         barrier.wait()
-        return requests.patch(url, json={"first_name": f"Writer {n}"}, headers={"If-Match": '"1"'}).status_code
+        return http.patch(url, json={"first_name": f"Writer {n}"}, headers={"If-Match": '"1"'}).status_code
 
     with ThreadPoolExecutor(12) as pool:
         statuses = list(pool.map(patch, range(12)))
@@ -201,9 +201,7 @@ def test_an_idempotency_key_replays_the_same_contact_and_refuses_another_body(
     key = {"Idempotency-Key": f"key-{body['email']}"}
     first = http.post(f"{command_api}/api/contacts", json=body, headers=key)
     with ThreadPoolExecutor(4) as pool:
-        replays = list(
-            pool.map(lambda _: requests.post(f"{command_api}/api/contacts", json=body, headers=key), range(4))
-        )
+        replays = list(pool.map(lambda _: http.post(f"{command_api}/api/contacts", json=body, headers=key), range(4)))
     assert first.status_code == 201
     assert {(reply.status_code, reply.json()["id"]) for reply in replays} == {(201, first.json()["id"])}
     assert_problem(http.post(f"{command_api}/api/contacts", json=new_contact(), headers=key), 422)

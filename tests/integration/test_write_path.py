@@ -26,7 +26,7 @@ def create(http: requests.Session, base: str, **fields: Any) -> dict[str, Any]:
 
 
 def test_concurrent_creates_whose_emails_differ_only_in_case_yield_exactly_one_contact(
-    command_api: str, infra: Infra
+    command_api: str, infra: Infra, http: requests.Session
 ) -> None:
     body = new_contact()
     variants = [body["email"], body["email"].upper(), body["email"].title(), body["email"].swapcase()] * 4
@@ -34,7 +34,7 @@ def test_concurrent_creates_whose_emails_differ_only_in_case_yield_exactly_one_c
 
     def attempt(email: str) -> int:
         barrier.wait()
-        return requests.post(f"{command_api}/api/contacts", json={**body, "email": email}, timeout=30).status_code
+        return http.post(f"{command_api}/api/contacts", json={**body, "email": email}, timeout=30).status_code
 
     with ThreadPoolExecutor(len(variants)) as pool:
         statuses = sorted(pool.map(attempt, variants))
@@ -74,6 +74,7 @@ def test_every_successful_write_publishes_exactly_one_event_with_the_documented_
         "contact",
         "changed_fields",
         "source",
+        "actor",
         "at",
     }
     assert bodies[0].contact is not None and bodies[0].contact.model_dump(mode="json") == contact
@@ -92,7 +93,7 @@ def test_every_successful_write_publishes_exactly_one_event_with_the_documented_
 
 
 def test_create_reply_is_deferred_while_the_contact_is_committed_and_published_at_once(
-    launch: Launch, relay: ServiceProcess, events: EventTap, infra: Infra
+    launch: Launch, relay: ServiceProcess, events: EventTap, infra: Infra, http: requests.Session
 ) -> None:
     delay = 3.0 * TIMEOUT_FACTOR  # the event comes within half of it, the reply after all of it
     base = start_command_api(launch, "command-api-deferred", create_reply_delay_seconds=delay, command_api_workers=1)
@@ -100,7 +101,7 @@ def test_create_reply_is_deferred_while_the_contact_is_committed_and_published_a
 
     def post() -> tuple[requests.Response, float]:
         started = time.monotonic()
-        response = requests.post(f"{base}/api/contacts", json=body, timeout=30 * TIMEOUT_FACTOR)
+        response = http.post(f"{base}/api/contacts", json=body, timeout=30 * TIMEOUT_FACTOR)
         return response, time.monotonic() - started
 
     started = time.monotonic()
