@@ -86,6 +86,17 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # limits (issue 17, SPEC §8): counted in PostgreSQL (shared.limits), so each holds across every instance
+    # and worker; a window starts at a subject's first request and its count ends with it (a fixed window)
+    sign_in_attempts_per_username: int = Field(10, ge=1)  # POST /api/session per username, per window
+    sign_in_attempts_per_address: int = Field(30, ge=1)  # ... per client address, per window
+    sign_in_window_seconds: int = Field(300, ge=1)
+    writes_per_user: int = Field(300, ge=1)  # POST/PUT/PATCH/DELETE under /api/ but /api/session, per window
+    writes_window_seconds: int = Field(60, ge=1)
+    # The proxies in front of command-api that append the client's address to X-Forwarded-For (the gateway: 1);
+    # the address a sign-in is counted under is the one the farthest of them saw. 0: the peer's own address.
+    forwarded_for_hops: int = Field(1, ge=0)
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -5,6 +5,7 @@ from typing import Any, Protocol
 
 from tests.support.identity import SIGNING_KEY
 from tests.support.infra import Infra
+from tests.support.limits import LIMITS_FOR_TESTS
 from tests.support.processes import ServiceProcess, free_port
 
 
@@ -26,6 +27,7 @@ class Stack:
             "AMQP_URL": self._infra.amqp_url,
             "IDENTITY_SIGNING_KEYS": json.dumps([SIGNING_KEY]),
             "LOG_LEVEL": "INFO",
+            **LIMITS_FOR_TESTS,
         }
         settings.update({key.upper(): str(value) for key, value in env.items()})
         health = f"http://127.0.0.1:{port}{health_path}" if health_path else None

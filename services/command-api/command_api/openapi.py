@@ -6,6 +6,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from shared.http import TOKEN_SCHEMA
+from shared.limits import TOO_MANY_REQUESTS
 from shared.models import READ_ONLY_FIELDS, Contact, ContactData
 from shared.problems import PROBLEM_SCHEMA, problem_responses, schema_ref
 
@@ -52,7 +53,11 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Create a contact; the reply is deferred CREATE_REPLY_DELAY_SECONDS",
                     "parameters": [idempotency_key],
                     "requestBody": body,
-                    "responses": {**_contact_reply(201, "created"), **problem_responses(400, 409, 413, 415, 422)},
+                    "responses": {
+                        **_contact_reply(201, "created"),
+                        **problem_responses(400, 409, 413, 415, 422),
+                        **TOO_MANY_REQUESTS,
+                    },
                 }
             },
             "/api/contacts/{contact_id}": {
@@ -63,6 +68,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         **_contact_reply(200, "replaced"),
                         **problem_responses(400, 404, 409, 412, 413, 415, 422),
+                        **TOO_MANY_REQUESTS,
                     },
                 },
                 "patch": {
@@ -72,12 +78,17 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         **_contact_reply(200, "updated"),
                         **problem_responses(400, 404, 409, 412, 413, 415, 422),
+                        **TOO_MANY_REQUESTS,
                     },
                 },
                 "delete": {
                     "summary": "Delete a contact",
                     "parameters": [contact_id, if_match],
-                    "responses": {"204": {"description": "deleted"}, **problem_responses(404, 412)},
+                    "responses": {
+                        "204": {"description": "deleted"},
+                        **problem_responses(404, 412),
+                        **TOO_MANY_REQUESTS,
+                    },
                 },
             },
         },

@@ -140,8 +140,8 @@ class OutboxRelay:
 
 async def keep_house(settings: Settings) -> None:
     """Every HOUSEKEEPING_EVERY_SECONDS, on a connection of its own so relaying never waits for it: forget
-    what the write side keeps only for a while (published events, old idempotency keys), and cut the
-    search blocks that grew too long (migration 0004)."""
+    what the write side keeps only for a while (published events, old idempotency keys, limits' ended
+    windows), and cut the search blocks that grew too long (migration 0004)."""
     while True:
         try:
             async with await _connect(settings) as conn:
@@ -153,6 +153,7 @@ async def keep_house(settings: Settings) -> None:
                     "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => %s)",
                     (settings.idempotency_key_retention_hours * 3600,),
                 )
+                await conn.execute("DELETE FROM rate_limits WHERE window_ends < now()")  # windows that ended
                 await conn.execute("CALL split_search_blocks()")
         except psycopg.Error:
             log.warning("housekeeping failed; trying again later", exc_info=True)
