@@ -1,4 +1,5 @@
-"""What every Flask service of ours does alike: correlation ids, request metrics, problem replies and probes."""
+"""What every Flask service of ours does alike: correlation ids, who is calling, request metrics, problem replies
+and probes."""
 
 import logging
 import re
@@ -12,6 +13,7 @@ from flask import Flask, Response, g, request
 from prometheus_client import Histogram
 from werkzeug.exceptions import HTTPException
 
+from shared.identity import Forbidden, Identity, Unauthenticated, credentials, required_role
 from shared.logs import correlation_id, new_correlation_id
 from shared.metrics import render_metrics
 from shared.problems import Problem
@@ -26,6 +28,8 @@ REQUEST_SECONDS = Histogram(
 )
 
 RETRY_AFTER_SECONDS = 1
+#: The methods that change nothing: the only ones a session cookie may send from another origin.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 #: A header value we accept as an id of the caller's (correlation id, idempotency key), and its JSON schema.
 TOKEN = re.compile(r"[\x21-\x7e]{1,200}")
@@ -42,15 +46,38 @@ def problem_response(problem: dict[str, Any]) -> Response:
 
 
 def serve_common(
-    app: Flask, openapi: Callable[[], dict[str, Any]], readiness: Callable[[], tuple[dict[str, str], bool]]
+    app: Flask,
+    openapi: Callable[[], dict[str, Any]],
+    readiness: Callable[[], tuple[dict[str, str], bool]],
+    identity: Identity,
 ) -> None:
-    """Add the correlation id and timing of every request, problem+json errors, and the probe endpoints."""
+    """Add the correlation id and timing of every request, its caller (`flask.g.caller`, SPEC §8),
+    problem+json errors, and the probe endpoints."""
 
     @app.before_request
     def start() -> None:
         g.arrived = time.monotonic()
         given = request.headers.get("X-Request-ID", "")
         correlation_id.set(given if TOKEN.fullmatch(given) else new_correlation_id())
+
+    @app.before_request
+    def authenticate() -> None:
+        """Refuse a request without a caller whose role allows it; a write by the session cookie must
+        also come from the app's own origin (a cross-site request would carry the cookie too)."""
+        role = required_role(request.method, request.path)
+        if role is None:
+            return
+        given = credentials(request.headers, request.cookies)
+        if given is None:
+            raise Unauthenticated("sign in: send a bearer token (Authorization: Bearer …) or the session cookie")
+        how, token = given
+        caller = identity.caller(token)
+        if not caller.may(role):
+            raise Forbidden(f"this needs the {role} role; {caller.username} is a {caller.role}")
+        cookie_write = how == "cookie" and request.method not in SAFE_METHODS
+        if cookie_write and request.headers.get("Origin") not in identity.app_origins:
+            raise Forbidden("a write with the session cookie must come from the app's own origin")
+        g.caller = caller
 
     @app.after_request
     def finish(response: Response) -> Response:
@@ -79,7 +106,10 @@ def serve_common(
 
     @app.errorhandler(Problem)
     def refused(error: Problem) -> Response:
-        return problem_response(error.problem())
+        response = problem_response(error.problem())
+        if isinstance(error, Unauthenticated):
+            response.headers["WWW-Authenticate"] = error.challenge
+        return response
 
     @app.errorhandler(psycopg.OperationalError)  # also the pool's timeout, and a statement's
     def database_unavailable(error: psycopg.OperationalError) -> Response:

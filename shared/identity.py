@@ -13,8 +13,9 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import jwt
 import psycopg
@@ -225,19 +226,23 @@ class Identity:
         return caller
 
 
-def credentials(
-    headers: Mapping[str, str], cookies: Mapping[str, str], query: Mapping[str, str] | None = None
-) -> tuple[str, str] | None:
+class Fields(Protocol):
+    """Named values to look up: a mapping, Flask's headers, cookies or query, the websockets library's headers."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+
+def credentials(headers: Fields, cookies: Fields, query: Fields | None = None) -> tuple[str, str] | None:
     """The token a request carries, and how: `Authorization: Bearer` first, then `?access_token=` (given
     `query`, for WebSocket clients that cannot set headers), then the session cookie."""
-    scheme, _, token = headers.get("Authorization", "").strip().partition(" ")
+    scheme, _, token = (headers.get("Authorization") or "").strip().partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return "bearer", token.strip()
-    if query is not None and query.get("access_token"):
-        return "bearer", query["access_token"]
-    if cookies.get(SESSION_COOKIE):
-        return "cookie", cookies[SESSION_COOKIE]
-    return None
+    given = query.get("access_token") if query is not None else None
+    if given:
+        return "bearer", given
+    cookie = cookies.get(SESSION_COOKIE)
+    return ("cookie", cookie) if cookie else None
 
 
 def required_role(method: str, path: str) -> str | None:

@@ -43,8 +43,8 @@ def create_user(database_url: str, role: str, password: str | None = None) -> di
     }
 
 
-def token_for(user: dict[str, Any], seconds: float = 43_200) -> str:
-    """A bearer token for a new session of `user`, both living `seconds`."""
+def token_for(user: dict[str, Any], seconds: float = 43_200, tokens: Tokens = TOKENS) -> str:
+    """A bearer token for a new session of `user`, both living `seconds`, signed by `tokens`."""
     session_id = str(uuid.uuid4())
     expires_at = time.time() + seconds
     with psycopg.connect(user["database_url"], autocommit=True) as conn:
@@ -52,7 +52,7 @@ def token_for(user: dict[str, Any], seconds: float = 43_200) -> str:
             "INSERT INTO sessions (id, user_id, expires_at) VALUES (%s, %s, to_timestamp(%s))",
             (session_id, user["id"], expires_at),
         )
-    return TOKENS.issue(
+    return tokens.issue(
         user_id=user["id"],
         username=user["username"],
         name=user["name"],

@@ -10,6 +10,7 @@ from flask import Flask, Response, g, request
 from prometheus_client import Gauge
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
+from command_api.accounts import Accounts, SignedIn, public
 from command_api.handlers import (
     Command,
     ContactHandlers,
@@ -22,7 +23,8 @@ from command_api.handlers import (
 from command_api.openapi import openapi_document
 from shared.db import open_pool
 from shared.health import broker_reachable, database_ready
-from shared.http import TOKEN, serve_common
+from shared.http import TOKEN, json_response, serve_common
+from shared.identity import SESSION_COOKIE, Identity
 from shared.logs import configure_logging, correlation_id
 from shared.models import Contact
 from shared.settings import Settings, get_settings
@@ -50,7 +52,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         broker = broker_reachable(settings.amqp_url)
         return {"database": "ok" if database else "unavailable", "broker": "ok" if broker else "unreachable"}, database
 
-    serve_common(app, openapi_document, readiness)
+    identity = Identity.start(settings, settings.database_url)
+    accounts = Accounts(pool, identity.tokens, settings)
+    serve_common(app, openapi_document, readiness, identity)
 
     def handle(command: Command, idempotency_key: str | None = None) -> Contact | None:
         return handlers.handle(command, Origin("api", correlation_id.get(), idempotency_key))
@@ -81,7 +85,53 @@ def create_app(settings: Settings | None = None) -> Flask:
         handle(DeleteContact(contact_id, _expected_version()))
         return Response(status=204)
 
+    @app.post("/api/session")
+    def sign_in() -> Response:
+        signed_in = accounts.sign_in(_json_body())
+        response = json_response(_session_body(signed_in))
+        # The cookie is the session: it lives as long, and only the app's own pages can send or read it.
+        response.set_cookie(
+            SESSION_COOKIE,
+            signed_in.session_token,
+            max_age=settings.session_seconds,
+            path="/",
+            secure=request.is_secure or request.headers.get("X-Forwarded-Proto") == "https",
+            httponly=True,
+            samesite="Strict",
+        )
+        return response
+
+    @app.get("/api/session")
+    def session() -> Response:
+        return json_response(accounts.session(g.caller))
+
+    @app.delete("/api/session")
+    def sign_out() -> Response:
+        accounts.sign_out(g.caller)
+        response = Response(status=204)
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict")
+        return response
+
+    @app.get("/api/users")
+    def list_users() -> Response:
+        return json_response({"items": [public(user) for user in accounts.users()]})
+
+    @app.post("/api/users")
+    def create_user() -> Response:
+        user = accounts.create_user(_json_body(), g.caller)
+        response = json_response(public(user), 201)
+        response.headers["Location"] = f"/api/users/{user['id']}"
+        return response
+
+    @app.patch("/api/users/<int:user_id>")
+    def patch_user(user_id: int) -> Response:
+        return json_response(public(accounts.patch_user(user_id, _json_body(), g.caller)))
+
     return app
+
+
+def _session_body(signed_in: SignedIn) -> dict[str, Any]:
+    return {"user": signed_in.user, "access_token": signed_in.access_token, "expires_at": signed_in.expires_at}
 
 
 def _deferred(body: bytes, due: float) -> Iterator[bytes]:

@@ -99,3 +99,33 @@ class CommandFailed(CommandRefused):
     status = 500
     title = "Internal error"
     slug = "internal-error"
+
+
+# Refusals of the account endpoints (SPEC §8).
+
+
+class InvalidUser(CommandRefused):
+    status = 422
+    title = "Validation failed"
+    slug = "validation"
+
+
+class DuplicateUsername(CommandRefused):
+    status = 409
+    title = "Username already in use"
+    slug = "duplicate-username"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "another user already has this username (usernames are compared case-insensitively)",
+            [{"field": "username", "message": "already in use"}],
+        )
+
+
+class UserNotFound(CommandRefused):
+    status = 404
+    title = "Not found"
+    slug = "not-found"
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"user {user_id} does not exist")

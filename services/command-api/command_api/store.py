@@ -103,3 +103,77 @@ def write_parameters(contact: dict[str, Any], event: dict[str, Any], correlation
         "payload": Json(event),
         "correlation_id": correlation_id,
     }
+
+
+# Accounts (SPEC §8): users and their sessions. Revoking a session announces it on `identity` in the same
+# statement, so every instance hears of it as it commits (shared.identity.Revocations).
+
+_USER_COLUMNS = "id, username, name, role, disabled, created_at, updated_at"
+
+_ANNOUNCE_REVOKED = "SELECT pg_notify('identity', id::text) FROM revoked"
+
+_REVOKE_SESSION = f"""
+    WITH revoked AS (UPDATE sessions SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL RETURNING id)
+    {_ANNOUNCE_REVOKED}"""
+
+_REVOKE_SESSIONS_OF = f"""
+    WITH revoked AS (UPDATE sessions SET revoked_at = now()
+                     WHERE user_id = %s AND revoked_at IS NULL AND expires_at > now() RETURNING id)
+    {_ANNOUNCE_REVOKED}"""
+
+# Each of the fields a PATCH may leave out keeps its value when its parameter is null.
+_UPDATE_USER = f"""
+    UPDATE users SET name = coalesce(%(name)s, name), role = coalesce(%(role)s, role),
+                     password_hash = coalesce(%(password_hash)s, password_hash),
+                     disabled = coalesce(%(disabled)s, disabled), updated_at = now()
+    WHERE id = %(id)s RETURNING {_USER_COLUMNS}"""
+
+
+class AccountStore:
+    def __init__(self, conn: Connection[dict[str, Any]]) -> None:
+        self._conn = conn
+
+    def credentials_of(self, username: str) -> dict[str, Any] | None:
+        """The user of that username (whatever its case), with their password hash."""
+        return self._conn.execute(
+            f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE lower(username) = lower(%s)", (username,)
+        ).fetchone()
+
+    def users(self) -> list[dict[str, Any]]:
+        return self._conn.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY id").fetchall()
+
+    def insert_user(self, username: str, name: str, role: str, password_hash: str) -> dict[str, Any]:
+        """The new user; raises UniqueViolation if the username is taken, whatever its case."""
+        row = self._conn.execute(
+            f"""INSERT INTO users (username, name, role, password_hash) VALUES (%s, %s, %s, %s)
+                RETURNING {_USER_COLUMNS}""",
+            (username, name, role, password_hash),
+        ).fetchone()
+        assert row is not None
+        return row
+
+    def insert_first_user(self, username: str, name: str, role: str, password_hash: str) -> bool:
+        """Add the user only if there is none yet; whether it was added."""
+        added = self._conn.execute(
+            """INSERT INTO users (username, name, role, password_hash)
+               SELECT %s, %s, %s, %s WHERE NOT EXISTS (SELECT FROM users)
+               ON CONFLICT ((lower(username))) DO NOTHING RETURNING id""",
+            (username, name, role, password_hash),
+        ).fetchone()
+        return added is not None
+
+    def update_user(self, user_id: int, changes: dict[str, Any]) -> dict[str, Any] | None:
+        """The user after `changes` (any of name, role, password_hash, disabled), or None if absent."""
+        fields = {field: changes.get(field) for field in ("name", "role", "password_hash", "disabled")}
+        return self._conn.execute(_UPDATE_USER, {**fields, "id": user_id}).fetchone()
+
+    def insert_session(self, session_id: str, user_id: int, expires_at: datetime) -> None:
+        self._conn.execute(
+            "INSERT INTO sessions (id, user_id, expires_at) VALUES (%s, %s, %s)", (session_id, user_id, expires_at)
+        )
+
+    def revoke_session(self, session_id: str) -> None:
+        self._conn.execute(_REVOKE_SESSION, (session_id,))
+
+    def revoke_sessions_of(self, user_id: int) -> None:
+        self._conn.execute(_REVOKE_SESSIONS_OF, (user_id,))

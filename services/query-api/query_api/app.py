@@ -9,6 +9,7 @@ from query_api.views import ContactViews
 from shared.db import open_pool
 from shared.health import database_ready
 from shared.http import json_response, serve_common
+from shared.identity import Identity
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
 
@@ -29,7 +30,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         ready = database_ready(pool)
         return {"database": "ok" if ready else "unavailable"}, ready
 
-    serve_common(app, openapi_document, readiness)
+    # Revocations are heard from the database this service reads, as the role it reads as.
+    identity = Identity.start(settings, settings.query_database_url or settings.database_url)
+    serve_common(app, openapi_document, readiness, identity)
 
     @app.get("/api/contacts")
     def list_contacts() -> Response:
