@@ -1,11 +1,14 @@
 import { useEffect, useRef, useState } from "react";
-import type { Sort } from "./api/types";
+import { useSignOut } from "./api/session";
+import type { Sort, User } from "./api/types";
 import { Button } from "./components/Button";
 import { ConnectionIndicator } from "./components/ConnectionIndicator";
+import { FormError, describeError } from "./components/ContactFields";
 import { ContactList } from "./components/ContactList";
 import { CreateContact } from "./components/CreateContact";
 import { EditContact } from "./components/EditContact";
 import { HistoryPanel } from "./components/HistoryPanel";
+import { UsersPage } from "./components/UsersPage";
 import { useLiveContacts } from "./live/useLiveContacts";
 import { useDebouncedValue } from "./useDebouncedValue";
 
@@ -21,8 +24,36 @@ const SORT_OPTIONS: { value: Sort; label: string }[] = [
 
 type Panel = { kind: "none" } | { kind: "create" } | { kind: "contact"; id: number; history: boolean };
 
-export function App() {
-  const { status, changes, announcement } = useLiveContacts();
+type View = "contacts" | "users";
+
+/** The page the address names: `#/users` for the users (admins only), the contacts otherwise. */
+function useView(admin: boolean): View {
+  const [hash, setHash] = useState(window.location.hash);
+  useEffect(() => {
+    const onChange = () => setHash(window.location.hash);
+    window.addEventListener("hashchange", onChange);
+    return () => window.removeEventListener("hashchange", onChange);
+  }, []);
+  return admin && hash === "#/users" ? "users" : "contacts";
+}
+
+const navClass = (current: boolean) =>
+  `rounded-md px-3 py-2 text-sm font-medium underline-offset-4 ${
+    current ? "bg-slate-200 text-slate-900" : "text-blue-800 underline hover:bg-slate-100"
+  }`;
+
+interface Props {
+  /** Who is signed in (the last one, while the session has ended). */
+  user: User;
+  /** The session ended: sign-in shows over the app, which keeps its place beneath and waits. */
+  sessionEnded?: boolean;
+}
+
+export function App({ user, sessionEnded = false }: Props) {
+  const { status, changes, announcement } = useLiveContacts({ signedIn: !sessionEnded });
+  const signOut = useSignOut();
+  const view = useView(user.role === "admin");
+  const canWrite = user.role !== "viewer";
   const [searchInput, setSearchInput] = useState("");
   const search = useDebouncedValue(searchInput.trim(), 250);
   const [sort, setSort] = useState<Sort>("last_name");
@@ -46,24 +77,48 @@ export function App() {
   };
 
   return (
-    <div className="mx-auto flex min-h-dvh max-w-6xl flex-col gap-4 p-3 sm:p-6 md:h-dvh">
+    <div inert={sessionEnded} className="mx-auto flex min-h-dvh max-w-6xl flex-col gap-4 p-3 sm:p-6 md:h-dvh">
       <header className="flex flex-wrap items-center gap-3">
         <h1 className="text-2xl font-bold">Contacts</h1>
         <ConnectionIndicator status={status} />
-        <Button
-          ref={newButton}
-          variant="primary"
-          className="ml-auto"
-          onClick={() => {
-            setNotice("");
-            setPanel({ kind: "create" });
-          }}
-        >
-          New contact
-        </Button>
+        {user.role === "admin" && (
+          <nav aria-label="Pages" className="flex gap-1">
+            <a href="#/" className={navClass(view === "contacts")} aria-current={view === "contacts" ? "page" : undefined}>
+              Contacts
+            </a>
+            <a href="#/users" className={navClass(view === "users")} aria-current={view === "users" ? "page" : undefined}>
+              Users
+            </a>
+          </nav>
+        )}
+        <div className="ml-auto flex flex-wrap items-center gap-2">
+          <p className="text-sm text-slate-700" data-testid="signed-in-as">
+            Signed in as <span className="font-semibold text-slate-900">{user.name}</span>
+            <span className="sr-only"> ({user.role})</span>
+          </p>
+          <Button onClick={() => signOut.mutate()} disabled={signOut.isPending}>
+            Sign out
+          </Button>
+          {signOut.error && <FormError message={`Could not sign out: ${describeError(signOut.error).message}`} />}
+          {view === "contacts" && canWrite && (
+            <Button
+              ref={newButton}
+              variant="primary"
+              onClick={() => {
+                setNotice("");
+                setPanel({ kind: "create" });
+              }}
+            >
+              New contact
+            </Button>
+          )}
+        </div>
       </header>
 
-      <div className="flex min-h-0 flex-1 flex-col gap-4 md:flex-row">
+      {view === "users" ? (
+        <UsersPage me={user} />
+      ) : (
+      <main className="flex min-h-0 flex-1 flex-col gap-4 md:flex-row">
         {panel.kind !== "none" && (
           <aside
             aria-labelledby="panel-title"
@@ -75,7 +130,7 @@ export function App() {
               </h2>
               {change && (
                 <span className="rounded-full bg-amber-200 px-2 py-0.5 text-xs font-medium text-amber-950">
-                  {change.op} by {change.source}
+                  {change.op} by {change.by}
                 </span>
               )}
               {panel.kind === "contact" && (
@@ -142,7 +197,8 @@ export function App() {
             />
           </div>
         </section>
-      </div>
+      </main>
+      )}
 
       <p aria-live="polite" className="sr-only" data-testid="announcer">
         {notice || announcement}

@@ -1,13 +1,27 @@
-import type { Contact, ContactInput, HistoryItem, ListParams, Page, Problem } from "./types";
+import type {
+  Contact,
+  ContactInput,
+  HistoryItem,
+  ListParams,
+  NewUser,
+  Page,
+  Problem,
+  Session,
+  User,
+  UserPatch,
+} from "./types";
 
 /** An HTTP error answered by the API (or a gateway in front of it). */
 export class ApiError extends Error {
   readonly problem: Problem;
+  /** Seconds to wait before trying again, from `Retry-After` (a 429 or 503). */
+  readonly retryAfter: number | null;
 
-  constructor(problem: Problem) {
+  constructor(problem: Problem, retryAfter: number | null = null) {
     super(problem.detail ?? problem.title);
     this.name = "ApiError";
     this.problem = problem;
+    this.retryAfter = retryAfter;
   }
 
   get status(): number {
@@ -18,6 +32,16 @@ export class ApiError extends Error {
   get fieldErrors(): Record<string, string> {
     return Object.fromEntries((this.problem.errors ?? []).map((e) => [e.field, e.message]));
   }
+}
+
+/** The request had no valid credentials: the session ended or was revoked. */
+export const isUnauthorized = (error: unknown): boolean => error instanceof ApiError && error.status === 401;
+
+/** `Retry-After` in seconds; an HTTP date counts from now. */
+function retryAfter(header: string | null): number | null {
+  if (header === null) return null;
+  const seconds = /^\d+$/.test(header.trim()) ? Number(header) : (Date.parse(header) - Date.now()) / 1000;
+  return Number.isNaN(seconds) ? null : Math.max(0, Math.ceil(seconds));
 }
 
 /** Network failures and 5xx/408/429 are worth retrying (with the same Idempotency-Key). */
@@ -37,6 +61,12 @@ export function newIdempotencyKey(): string {
 
 const etag = (version: number) => `"${version}"`;
 
+const json = (method: string, body: unknown): RequestInit => ({
+  method,
+  headers: { "Content-Type": "application/json" },
+  body: JSON.stringify(body),
+});
+
 async function request<T>(path: string, init: RequestInit = {}): Promise<T> {
   const response = await fetch(path, {
     ...init,
@@ -46,11 +76,10 @@ async function request<T>(path: string, init: RequestInit = {}): Promise<T> {
   const body: unknown = await response.json().catch(() => null);
   if (!response.ok) {
     const problem = (body ?? {}) as Partial<Problem>;
-    throw new ApiError({
-      ...problem,
-      title: problem.title ?? response.statusText,
-      status: response.status,
-    });
+    throw new ApiError(
+      { ...problem, title: problem.title ?? response.statusText, status: response.status },
+      retryAfter(response.headers.get("Retry-After")),
+    );
   }
   return body as T;
 }
@@ -86,4 +115,16 @@ export const api = {
 
   remove: (id: number, version: number) =>
     request<void>(`/api/contacts/${id}`, { method: "DELETE", headers: { "If-Match": etag(version) } }),
+
+  signIn: (username: string, password: string) => request<Session>("/api/session", json("POST", { username, password })),
+
+  session: () => request<Session>("/api/session"),
+
+  signOut: () => request<void>("/api/session", { method: "DELETE" }),
+
+  users: () => request<Page<User>>("/api/users"),
+
+  addUser: (user: NewUser) => request<User>("/api/users", json("POST", user)),
+
+  updateUser: (id: number, patch: UserPatch) => request<User>(`/api/users/${id}`, json("PATCH", patch)),
 };

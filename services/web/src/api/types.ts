@@ -25,11 +25,18 @@ export interface ListParams {
 
 export type Op = "created" | "updated" | "deleted";
 
+/** Who made a change: a person, or a service's own user; `null` when it came over the bus unsigned. */
+export interface Actor {
+  id: number | null;
+  name: string;
+}
+
 export interface HistoryItem {
   version: number;
   op: Op;
   changed_fields: string[];
   source: string;
+  actor?: Actor | null;
   at: string;
   event_id: string;
   contact: Contact | null;
@@ -58,6 +65,7 @@ export interface ContactEvent {
   contact: Contact | null;
   changed_fields: string[];
   source: string;
+  actor?: Actor | null;
   at: string;
 }
 
@@ -65,3 +73,33 @@ export type ServerMessage =
   | { type: "hello"; epoch: string; seq: number }
   | { type: "resync" }
   | ContactEvent;
+
+export const ROLES = ["viewer", "editor", "admin"] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface User {
+  id: number;
+  username: string;
+  name: string;
+  role: Role;
+  disabled?: boolean;
+}
+
+/** `GET /api/session` and `POST /api/session`. */
+export interface Session {
+  user: User;
+  access_token?: string;
+  expires_at?: string;
+}
+
+export interface NewUser {
+  username: string;
+  name: string;
+  password: string;
+  role: Role;
+}
+
+export type UserPatch = Partial<Pick<User, "name" | "role" | "disabled"> & { password: string }>;
+
+/** The name to show for a change: the actor's, else its source ("console", "api"). */
+export const changedBy = (change: { actor?: Actor | null; source: string }): string => change.actor?.name || change.source;

@@ -5,6 +5,7 @@ const LOOK: Record<LiveStatus, { label: string; dot: string }> = {
   live: { label: "Live", dot: "bg-green-600" },
   reconnecting: { label: "Reconnecting…", dot: "bg-amber-500 animate-pulse" },
   offline: { label: "Offline — retrying", dot: "bg-red-600" },
+  "signed-out": { label: "Paused — sign in", dot: "bg-slate-400" },
 };
 
 export function ConnectionIndicator({ status }: { status: LiveStatus }) {

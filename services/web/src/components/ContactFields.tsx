@@ -90,6 +90,8 @@ export function describeError(error: unknown): { fields: Record<string, string>;
   if (!(error instanceof ApiError)) {
     return { fields: {}, message: "Could not reach the server. Check your connection and try again." };
   }
+  if (error.status === 401) return { fields: {}, message: "Your session ended. Sign in, then try again." };
+  if (error.status === 403) return { fields: {}, message: "Your role does not allow this. Ask an admin." };
   const fields: Record<string, string> = {};
   const others: string[] = [];
   for (const { field, message } of error.problem.errors ?? []) {

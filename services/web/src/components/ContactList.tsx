@@ -119,7 +119,7 @@ export function ContactList({ params, selectedId, onSelect, changes }: Props) {
                   </span>
                   {change && (
                     <span className="shrink-0 rounded-full bg-amber-200 px-2 py-0.5 text-xs font-medium text-amber-950">
-                      {change.op} by {change.source}
+                      {change.op} by {change.by}
                     </span>
                   )}
                 </button>

@@ -1,5 +1,5 @@
 import { useHistory } from "../api/queries";
-import { CONTACT_FIELDS, type ContactField, type HistoryItem } from "../api/types";
+import { CONTACT_FIELDS, type ContactField, type HistoryItem, changedBy } from "../api/types";
 import { Button } from "./Button";
 import { FormError, describeError, fieldLabel } from "./ContactFields";
 
@@ -40,7 +40,9 @@ export function HistoryPanel({ id }: { id: number }) {
             <div className="flex flex-wrap items-baseline gap-x-2">
               <span className="font-semibold">Version {item.version}</span>
               <span className={`rounded px-1.5 text-xs font-medium ${OP_STYLE[item.op]}`}>{item.op}</span>
-              <span className="text-slate-600">by {item.source}</span>
+              <span className="text-slate-600" data-testid="changed-by">
+                by {changedBy(item)}
+              </span>
               <time dateTime={item.at} className="text-slate-600">
                 {new Date(item.at).toLocaleString()}
               </time>

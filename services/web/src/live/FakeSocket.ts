@@ -36,9 +36,10 @@ export class FakeSocket implements SocketLike {
     });
   }
 
-  drop() {
+  /** The connection ends: lost (1006), or closed by the server with one of its codes. */
+  drop(code = 1006) {
     act(() => {
-      this.onclose?.call(this as unknown as WebSocket, new CloseEvent("close", { code: 1006 }));
+      this.onclose?.call(this as unknown as WebSocket, new CloseEvent("close", { code }));
     });
   }
 }

@@ -4,7 +4,7 @@ import type { ReactNode } from "react";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { ContactPages } from "../api/queries";
 import { keys } from "../api/queries";
-import type { Contact } from "../api/types";
+import type { Actor, Contact } from "../api/types";
 import { FakeSocket } from "./FakeSocket";
 import { OwnChanges, OwnChangesContext } from "./ownChanges";
 import { useLiveContacts } from "./useLiveContacts";
@@ -20,7 +20,7 @@ const ada: Contact = {
   updated_at: "2026-01-01T00:00:00Z",
 };
 
-const updated = (seq: number, version: number, source = "console") => ({
+const updated = (seq: number, version: number, source = "console", actor: Actor | null = null) => ({
   type: "contact.updated",
   seq,
   event_id: `e${seq}`,
@@ -29,6 +29,7 @@ const updated = (seq: number, version: number, source = "console") => ({
   contact: { ...ada, phone: `+1 555 010${version}`, version },
   changed_fields: ["phone"],
   source,
+  actor,
   at: "2026-01-01T00:00:00Z",
 });
 
@@ -44,7 +45,7 @@ function setup() {
       <OwnChangesContext value={own}>{children}</OwnChangesContext>
     </QueryClientProvider>
   );
-  const hook = renderHook(() => useLiveContacts((url) => new FakeSocket(url)), { wrapper });
+  const hook = renderHook(() => useLiveContacts({ connect: (url) => new FakeSocket(url) }), { wrapper });
   const socket = FakeSocket.all.at(-1)!;
   socket.accept("epoch", 0);
   return { client, own, hook, socket };
@@ -63,8 +64,17 @@ describe("useLiveContacts", () => {
     expect(client.getQueryData<ContactPages>(keys.list({ search: "", sort: "last_name" }))!.pages[0]!.items[0]!.phone).toBe(
       "+1 555 0102",
     );
-    expect(hook.result.current.changes.get(1)).toMatchObject({ op: "updated", source: "console" });
+    expect(hook.result.current.changes.get(1)).toMatchObject({ op: "updated", by: "console" });
     expect(hook.result.current.announcement).toBe("Ada Lovelace updated by console");
+  });
+
+  it("names the colleague who made the change", () => {
+    const { hook, socket } = setup();
+
+    socket.receive(updated(1, 2, "api", { id: 3, name: "Grace Hopper" }));
+
+    expect(hook.result.current.changes.get(1)).toMatchObject({ op: "updated", by: "Grace Hopper" });
+    expect(hook.result.current.announcement).toBe("Ada Lovelace updated by Grace Hopper");
   });
 
   it("gives no cue for this tab's own pending write", async () => {
@@ -80,7 +90,7 @@ describe("useLiveContacts", () => {
       await write;
     });
     socket.receive(updated(2, 3, "console"));
-    expect(hook.result.current.changes.get(1)?.source).toBe("console");
+    expect(hook.result.current.changes.get(1)?.by).toBe("console");
   });
 
   it("gives no cue for the event of a write whose reply came first", () => {

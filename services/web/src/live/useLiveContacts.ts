@@ -1,7 +1,8 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { useCallback, useEffect, useRef, useState } from "react";
 import { findContact, resyncAll } from "../api/cache";
-import type { ContactEvent } from "../api/types";
+import { checkSession, endSession } from "../api/session";
+import { type ContactEvent, changedBy } from "../api/types";
 import { applyEvent } from "./applyEvent";
 import { useOwnChanges } from "./ownChanges";
 import { type LiveStatus, type SocketLike, useLiveSocket } from "./useLiveSocket";
@@ -9,15 +10,22 @@ import { type LiveStatus, type SocketLike, useLiveSocket } from "./useLiveSocket
 /** A change someone else made, shown as a cue for a few seconds. */
 export interface RemoteChange {
   op: "created" | "updated" | "deleted";
-  source: string;
-  /** For screen readers: "Ada Lovelace updated by console". */
+  /** Who made it: the actor's name, else the source ("console"). */
+  by: string;
+  /** For screen readers: "Ada Lovelace updated by Grace Hopper". */
   message: string;
 }
 
 const CUE_MS = 6000;
 
+interface Options {
+  /** False while nobody is signed in: the live stream waits, then resumes. */
+  signedIn?: boolean;
+  connect?: (url: string) => SocketLike;
+}
+
 /** Live events into the query cache, plus cues for the changes that were not ours. */
-export function useLiveContacts(connect?: (url: string) => SocketLike) {
+export function useLiveContacts({ signedIn, connect }: Options = {}) {
   const client = useQueryClient();
   const own = useOwnChanges();
   const [changes, setChanges] = useState<ReadonlyMap<number, RemoteChange>>(new Map());
@@ -32,7 +40,8 @@ export function useLiveContacts(connect?: (url: string) => SocketLike) {
       const contact = event.contact ?? before;
       const name = contact ? `${contact.first_name} ${contact.last_name}` : `Contact ${event.contact_id}`;
       const op = event.type.slice("contact.".length) as RemoteChange["op"];
-      const change = { op, source: event.source, message: `${name} ${op} by ${event.source}` };
+      const by = changedBy(event);
+      const change = { op, by, message: `${name} ${op} by ${by}` };
       setAnnouncement(change.message);
       setChanges((old) => new Map(old).set(event.contact_id, change));
       clearTimeout(timers.current.get(event.contact_id));
@@ -56,6 +65,13 @@ export function useLiveContacts(connect?: (url: string) => SocketLike) {
     return () => pending.forEach(clearTimeout);
   }, []);
 
-  const status: LiveStatus = useLiveSocket({ onEvent, onResync: () => resyncAll(client), connect });
+  const status: LiveStatus = useLiveSocket({
+    onEvent,
+    onResync: () => resyncAll(client),
+    checkSession: () => checkSession(client),
+    onSignedOut: () => endSession(client),
+    signedIn,
+    connect,
+  });
   return { status, changes, announcement };
 }

@@ -2,7 +2,7 @@ import { act, renderHook } from "@testing-library/react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ContactEvent } from "../api/types";
 import { FakeSocket } from "./FakeSocket";
-import { backoffDelay, useLiveSocket } from "./useLiveSocket";
+import { SESSION_REVOKED, TOKEN_EXPIRED, backoffDelay, useLiveSocket } from "./useLiveSocket";
 
 const event = (seq: number, version = 1): ContactEvent => ({
   type: "contact.updated",
@@ -16,20 +16,26 @@ const event = (seq: number, version = 1): ContactEvent => ({
   at: "2026-01-01T00:00:00Z",
 });
 
-function setup() {
+function setup(session?: { checkSession: () => Promise<boolean> }) {
   const onEvent = vi.fn();
   const onResync = vi.fn();
-  const hook = renderHook(() =>
-    useLiveSocket({
-      url: "ws://test/ws",
-      connect: (url) => new FakeSocket(url),
-      random: () => 1,
-      onEvent,
-      onResync,
-    }),
+  const onSignedOut = vi.fn();
+  const hook = renderHook(
+    ({ signedIn }) =>
+      useLiveSocket({
+        url: "ws://test/ws",
+        connect: (url) => new FakeSocket(url),
+        random: () => 1,
+        onEvent,
+        onResync,
+        onSignedOut,
+        signedIn,
+        ...session,
+      }),
+    { initialProps: { signedIn: true } },
   );
   const latest = () => FakeSocket.all.at(-1)!;
-  return { onEvent, onResync, hook, latest };
+  return { onEvent, onResync, onSignedOut, hook, latest };
 }
 
 /** Lets the reconnect backoff run out. */
@@ -132,6 +138,86 @@ describe("useLiveSocket", () => {
     socket.drop();
     waitForReconnect();
     expect(FakeSocket.all).toHaveLength(1);
+  });
+});
+
+describe("useLiveSocket and the session", () => {
+  beforeEach(() => {
+    FakeSocket.all = [];
+    vi.useFakeTimers();
+  });
+  afterEach(() => vi.useRealTimers());
+
+  it("on 4001 (token expired) checks the session, reconnects at once and resumes", async () => {
+    const checkSession = vi.fn(() => Promise.resolve(true));
+    const { onEvent, onSignedOut, hook, latest } = setup({ checkSession });
+    latest().accept("epoch-1", 10);
+    latest().receive(event(11));
+
+    await act(async () => latest().drop(TOKEN_EXPIRED));
+
+    expect(checkSession).toHaveBeenCalledTimes(1);
+    expect(FakeSocket.all).toHaveLength(2); // no backoff
+    latest().accept("epoch-1", 12);
+    expect(latest().sent[0]).toEqual({ type: "resume", epoch: "epoch-1", after: 11 });
+    latest().receive(event(12));
+    expect(onEvent.mock.calls.map(([e]) => e.seq)).toEqual([11, 12]);
+    expect(hook.result.current).toBe("live");
+    expect(onSignedOut).not.toHaveBeenCalled();
+  });
+
+  it("on 4001 with the session gone waits for sign-in, then resumes where it was", async () => {
+    const { onSignedOut, hook, latest } = setup({ checkSession: () => Promise.resolve(false) });
+    latest().accept("epoch-1", 10);
+
+    await act(async () => latest().drop(TOKEN_EXPIRED));
+    waitForReconnect();
+
+    expect(hook.result.current).toBe("signed-out");
+    expect(onSignedOut).toHaveBeenCalledTimes(1);
+    expect(FakeSocket.all).toHaveLength(1);
+
+    hook.rerender({ signedIn: false });
+    hook.rerender({ signedIn: true });
+    expect(FakeSocket.all).toHaveLength(2);
+    latest().accept("epoch-1", 20);
+    expect(latest().sent[0]).toEqual({ type: "resume", epoch: "epoch-1", after: 10 });
+    expect(hook.result.current).toBe("live");
+  });
+
+  it("on 4003 (session revoked) shows sign-in without asking, and does not reconnect until signed in", () => {
+    const checkSession = vi.fn(() => Promise.resolve(true));
+    const { onSignedOut, hook, latest } = setup({ checkSession });
+    latest().accept("epoch-1", 10);
+
+    latest().drop(SESSION_REVOKED);
+    waitForReconnect();
+
+    expect(hook.result.current).toBe("signed-out");
+    expect(onSignedOut).toHaveBeenCalledTimes(1);
+    expect(checkSession).not.toHaveBeenCalled();
+    expect(FakeSocket.all).toHaveLength(1);
+
+    hook.rerender({ signedIn: false });
+    hook.rerender({ signedIn: true });
+    latest().accept("epoch-1", 10);
+    expect(latest().sent[0]).toEqual({ type: "resume", epoch: "epoch-1", after: 10 });
+  });
+
+  it("asks after an upgrade that was refused, and keeps retrying while the session holds", async () => {
+    const valid = { now: true };
+    const { hook, latest } = setup({ checkSession: () => Promise.resolve(valid.now) });
+
+    await act(async () => latest().drop()); // the notifier is down: the session still holds
+    expect(hook.result.current).toBe("reconnecting");
+    waitForReconnect();
+    expect(FakeSocket.all).toHaveLength(2);
+
+    valid.now = false; // refused with 401: the cookie's session is over
+    await act(async () => latest().drop());
+    waitForReconnect();
+    expect(hook.result.current).toBe("signed-out");
+    expect(FakeSocket.all).toHaveLength(2);
   });
 });
 

@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from "react";
 import type { ContactEvent, ServerMessage } from "../api/types";
 
-export type LiveStatus = "connecting" | "live" | "reconnecting" | "offline";
+export type LiveStatus = "connecting" | "live" | "reconnecting" | "offline" | "signed-out";
 
 /** The part of the browser's WebSocket this hook uses (a fake in tests). */
 export type SocketLike = Pick<WebSocket, "onopen" | "onmessage" | "onclose" | "send" | "close">;
@@ -10,6 +10,12 @@ export interface LiveSocketOptions {
   onEvent: (event: ContactEvent) => void;
   /** Events were missed and cannot be replayed: reload what is shown. */
   onResync: () => void;
+  /** Whether the session cookie still holds (the app shows sign-in when it does not). */
+  checkSession?: () => Promise<boolean>;
+  /** The session was revoked: sign in again. */
+  onSignedOut?: () => void;
+  /** False while nobody is signed in: the socket waits, and resumes once this is true again. */
+  signedIn?: boolean;
   url?: string;
   connect?: (url: string) => SocketLike;
   random?: () => number;
@@ -19,6 +25,9 @@ const BASE_DELAY_MS = 500;
 const MAX_DELAY_MS = 30_000;
 /** Failed attempts in a row after which we call ourselves offline (still retrying). */
 const OFFLINE_AFTER = 4;
+/** The notifier's close codes (README): the token expired (refresh and resume), the session was revoked. */
+export const TOKEN_EXPIRED = 4001;
+export const SESSION_REVOKED = 4003;
 
 /** Exponential backoff, capped, with "equal jitter" so tabs do not reconnect in lockstep. */
 export function backoffDelay(attempt: number, random: () => number = Math.random): number {
@@ -35,12 +44,16 @@ function defaultUrl(): string {
  * Keeps a WebSocket to the notifier open and feeds its events, in `seq`
  * order and each once, to `onEvent`. On reconnect it first asks to resume
  * after the last `seq` seen; when the server cannot (`resync`, or a new
- * epoch) it calls `onResync`.
+ * epoch) it calls `onResync`. Closed because the token expired (4001), it checks the session
+ * and resumes at once; revoked (4003), or refused before it opened while the session is gone, it
+ * waits for `signedIn` and then resumes where it was.
  */
 export function useLiveSocket(options: LiveSocketOptions): LiveStatus {
   const [status, setStatus] = useState<LiveStatus>("connecting");
   const latest = useRef(options);
   latest.current = options;
+  const resume = useRef<() => void>(() => {});
+  const signedIn = options.signedIn ?? true;
 
   useEffect(() => {
     const { url = defaultUrl(), connect = (u: string) => new WebSocket(u), random } = latest.current;
@@ -66,10 +79,37 @@ export function useLiveSocket(options: LiveSocketOptions): LiveStatus {
       }
     };
 
+    const retryLater = () => {
+      failures += 1;
+      setStatus(failures >= OFFLINE_AFTER || !navigator.onLine ? "offline" : "reconnecting");
+      timer = setTimeout(open, backoffDelay(failures - 1, random));
+    };
+
+    const waitForSignIn = () => {
+      setStatus("signed-out");
+      latest.current.onSignedOut?.();
+    };
+
+    /** After a close that may mean the session is gone: ask, then go on as `whenValid` says. */
+    const afterCheck = (whenValid: () => void) => {
+      const check = latest.current.checkSession;
+      if (!check) return whenValid();
+      check().then(
+        (valid) => {
+          if (!disposed) (valid ? whenValid : waitForSignIn)();
+        },
+        () => {
+          if (!disposed) retryLater();
+        },
+      );
+    };
+
     const open = () => {
       const ws = connect(url);
+      let opened = false;
       socket = ws;
       ws.onopen = () => {
+        opened = true;
         if (position) ws.send(JSON.stringify({ type: "resume", epoch: position.epoch, after: position.seq }));
       };
       ws.onmessage = ({ data }) => {
@@ -80,12 +120,13 @@ export function useLiveSocket(options: LiveSocketOptions): LiveStatus {
           console.error("live: bad message", error);
         }
       };
-      ws.onclose = () => {
+      ws.onclose = ({ code }) => {
         if (disposed || socket !== ws) return;
         socket = null;
-        failures += 1;
-        setStatus(failures >= OFFLINE_AFTER || !navigator.onLine ? "offline" : "reconnecting");
-        timer = setTimeout(open, backoffDelay(failures - 1, random));
+        if (code === SESSION_REVOKED) waitForSignIn();
+        else if (code === TOKEN_EXPIRED) afterCheck(open);
+        else if (!opened) afterCheck(retryLater); // an upgrade refused with 401 looks like this
+        else retryLater();
       };
     };
 
@@ -95,6 +136,7 @@ export function useLiveSocket(options: LiveSocketOptions): LiveStatus {
       open();
     };
 
+    resume.current = reconnectNow;
     open();
     window.addEventListener("online", reconnectNow);
     return () => {
@@ -104,6 +146,11 @@ export function useLiveSocket(options: LiveSocketOptions): LiveStatus {
       socket?.close();
     };
   }, []);
+
+  // Signed in again: resume where the stream was left.
+  useEffect(() => {
+    if (signedIn) resume.current();
+  }, [signedIn]);
 
   return status;
 }
