@@ -3,7 +3,8 @@ answer, and a client connected throughout notices nothing.
 
 The answers: an `{"type": "error"}` message (the connection stays open), a close code (1009 over
 NOTIFIER_MAX_MESSAGE_BYTES, 1007 for text that is not UTF-8, 1002 for a frame against the protocol),
-a resync or events for a resume the notifier can act on, an HTTP 4xx before the upgrade, or, for bytes
+a resync or events for a resume the notifier can act on, an HTTP 4xx before the upgrade (401 when the
+credentials are missing or garbage: every client here signs in with a token unless told not to), or, for bytes
 that are not an HTTP request at all, the connection closed unanswered. Never a 5xx, never a crash.
 
 FUZZ_SECONDS (default 60) scales the run: each property tries 2 * FUZZ_SECONDS examples, a few ms
@@ -197,7 +198,7 @@ QUERY_VALUES = st.text(QUERY_CHARACTERS, max_size=60).map(str.encode) | st.binar
 
 
 @fuzzing
-@given(QUERY_VALUES, QUERY_VALUES, st.sampled_from([b"epoch", b"after", b"x", b""]))
+@given(QUERY_VALUES, QUERY_VALUES, st.sampled_from([b"epoch", b"after", b"access_token", b"x", b""]))
 def test_garbage_on_the_url_gets_400_or_a_hello(notifier: Notifier, epoch: bytes, after: bytes, extra: bytes) -> None:
     client = RawClient(notifier.base)
     status = client.request(b"/ws?epoch=" + epoch.replace(b" ", b"%20") + b"&after=" + after + b"&" + extra + b"=1")
@@ -208,9 +209,9 @@ def test_garbage_on_the_url_gets_400_or_a_hello(notifier: Notifier, epoch: bytes
     client.close()
 
 
-HEADER_NAMES = st.sampled_from([b"Host", b"Origin", b"Upgrade", b"Connection", b"Sec-WebSocket-Key"]) | st.binary(
-    min_size=1, max_size=20
-)
+HEADER_NAMES = st.sampled_from(
+    [b"Host", b"Origin", b"Upgrade", b"Connection", b"Sec-WebSocket-Key", b"Authorization", b"Cookie"]
+) | st.binary(min_size=1, max_size=20)
 
 
 @fuzzing

@@ -5,22 +5,26 @@ import json
 import re
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+import jwt
 import psycopg
 import pytest
 import requests
 from notifier.consumer import Outbox
 from websockets.exceptions import InvalidStatus
 
+from shared.identity import SESSION_COOKIE
 from tests.conftest import Launch
 from tests.support.amqp import EventTap
 from tests.support.data import new_contact
+from tests.support.identity import create_user, token_for
 from tests.support.infra import Infra
-from tests.support.notifier import LiveClient, RawClient, RelayLike, start_notifier
+from tests.support.notifier import LiveClient, RawClient, RelayLike, listener_token, start_notifier
 from tests.support.processes import LOGS, ServiceProcess, wait_until
 from tests.support.tcp_proxy import TcpProxy, proxied
 
@@ -373,3 +377,63 @@ def test_a_client_that_drops_its_connection_without_a_close_frame_is_no_error(la
     LiveClient(base).close()  # a log line after the drop's, had it written one
     wait_until(lambda: metric(base, "notifier_connections") == 0, message="the second client to go")
     assert b'"level": "ERROR"' not in process.log_path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("credentials", "challenge"),
+    [
+        ({}, "Bearer"),
+        ({"token": "not-a-token"}, 'Bearer error="invalid_token"'),
+        ({"token": listener_token(seconds=-5)}, 'Bearer error="invalid_token"'),
+        ({"additional_headers": {"Authorization": "Bearer not-a-token"}}, 'Bearer error="invalid_token"'),
+        ({"additional_headers": {"Cookie": f"{SESSION_COOKIE}=not-a-token"}}, 'Bearer error="invalid_token"'),
+    ],
+    ids=["none", "garbage on the URL", "expired", "garbage header", "garbage cookie"],
+)
+def test_an_upgrade_without_valid_credentials_is_refused_with_401_before_it_happens(
+    notifier: str, credentials: dict[str, Any], challenge: str
+) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        LiveClient(notifier, **{"token": None, **credentials})
+    assert refused.value.response.status_code == 401
+    assert refused.value.response.headers["WWW-Authenticate"] == challenge
+
+
+@pytest.mark.parametrize("carried_by", ["Authorization", "Cookie"])
+def test_a_token_may_come_in_the_authorization_header_or_the_session_cookie(notifier: str, carried_by: str) -> None:
+    token = listener_token()
+    header = f"Bearer {token}" if carried_by == "Authorization" else f"{SESSION_COOKIE}={token}"
+    client = LiveClient(notifier, token=None, additional_headers={carried_by: header})
+    assert client.hello()["type"] == "hello"
+    client.close()
+
+
+def test_a_live_connection_is_closed_with_4001_when_its_token_expires(notifier: str) -> None:
+    token = listener_token(seconds=2)
+    expires_at = jwt.decode(token, options={"verify_signature": False})["exp"]
+    client = LiveClient(notifier, token=token)
+    client.hello()
+    closed = client.close_frame()
+    assert closed is not None and (closed.code, closed.reason) == (4001, "token expired")
+    assert time.time() >= expires_at - 0.1, "closed at the token's expiry, not before"
+
+
+def test_a_live_connection_is_closed_with_4003_once_its_session_is_signed_out_and_its_token_refused_after(
+    notifier: str, command_api: str, infra: Infra, relay_like: RelayLike
+) -> None:
+    user = create_user(infra.database_url, "viewer")
+    token = token_for(user)
+    signing_out, staying = LiveClient(notifier, token=token), LiveClient(notifier, token=token_for(user))
+    signing_out.hello(), staying.hello()
+
+    signed_out = requests.delete(f"{command_api}/api/session", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert signed_out.status_code == 204, signed_out.text
+    closed = signing_out.close_frame()
+    assert closed is not None and (closed.code, closed.reason) == (4003, "session revoked")
+
+    [seq] = relay_like.publish()
+    assert seqs_of(staying.receive_until(seq))[-1] == seq, "the user's other session is still live"
+    staying.close()
+    with pytest.raises(InvalidStatus) as refused:
+        LiveClient(notifier, token=token)
+    assert refused.value.response.status_code == 401

@@ -9,7 +9,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pika
 import psycopg
@@ -19,6 +19,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from shared.broker import EVENTS_EXCHANGE
 from tests.support.amqp import BrokerClient
+from tests.support.identity import TOKENS
 from tests.support.processes import TIMEOUT_FACTOR, ServiceProcess, free_port
 from tests.support.stack import Launch
 
@@ -30,12 +31,34 @@ def start_notifier(launch: Launch, name: str = "notifier", **env: Any) -> tuple[
     return f"http://127.0.0.1:{port}", process
 
 
-class LiveClient:
-    """A WebSocket client of `/ws` that reads JSON frames with a timeout."""
+def listener_token(seconds: float = 43_200, name: str = "Live Client") -> str:
+    """A viewer's token signed with this run's key, for a session of its own that no one has revoked.
 
-    def __init__(self, base: str, query: str = "", **options: Any) -> None:
+    The notifier checks a token's signature, expiry and session without reading the users table, so this
+    user and session need no rows (tests of sign-out use `tests.support.identity.token_for`).
+    """
+    return TOKENS.issue(
+        user_id=10**12,
+        username="live-client",
+        name=name,
+        role="viewer",
+        session_id=str(uuid.uuid4()),
+        expires_at=time.time() + seconds,
+    )
+
+
+#: The token every client of the notifier's tests signs in with unless it is given another (or None).
+LISTENER_TOKEN = listener_token()
+
+
+class LiveClient:
+    """A WebSocket client of `/ws` that reads JSON frames with a timeout; signed in with `?access_token=`,
+    as the web app is, unless `token` is None."""
+
+    def __init__(self, base: str, query: str = "", token: str | None = LISTENER_TOKEN, **options: Any) -> None:
+        signed_in = "&".join(part for part in (query, token and urlencode({"access_token": token})) if part)
         self.connection: ClientConnection = connect(
-            base.replace("http://", "ws://") + "/ws" + (f"?{query}" if query else ""),
+            base.replace("http://", "ws://") + "/ws" + (f"?{signed_in}" if signed_in else ""),
             open_timeout=10,
             legacy=True,
             **options,
@@ -202,14 +225,17 @@ class RawClient:
         return bool(chunk)
 
 
-def handshake_headers(host: bytes = b"127.0.0.1") -> list[tuple[bytes, bytes]]:
+def handshake_headers(host: bytes = b"127.0.0.1", token: str | None = LISTENER_TOKEN) -> list[tuple[bytes, bytes]]:
+    """A valid upgrade request's headers, signed in with `Authorization: Bearer` unless `token` is None."""
     key = base64.b64encode(os.urandom(16))
+    signed_in = [(b"Authorization", f"Bearer {token}".encode())] if token else []
     return [
         (b"Host", host),
         (b"Upgrade", b"websocket"),
         (b"Connection", b"Upgrade"),
         (b"Sec-WebSocket-Key", key),
         (b"Sec-WebSocket-Version", b"13"),
+        *signed_in,
     ]
 
 

@@ -2,17 +2,23 @@
 
 import asyncio
 import json
+import time
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 from notifier import messages
+from notifier.access import Client, Gate
 from notifier.app import origin_allowed, routes
 from notifier.consumer import EventConsumer, NotAnEvent, decode_event
 from notifier.fanout import Fanout, MissedEvents
 from notifier.recent import RecentEvents
+from websockets.asyncio.server import Server
 from websockets.datastructures import Headers
-from websockets.http11 import Request
+from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
 
+from shared.identity import SESSION_COOKIE, Identity, Revocations, Tokens
 from shared.settings import Settings
 
 ALLOWED = frozenset({"http://localhost:8080"})
@@ -193,8 +199,55 @@ def test_an_event_is_its_epoch_header_and_integer_seq() -> None:
             decode_event(headers, body)
 
 
-def handshake(path: str = "/ws", protocol: str = "HTTP/1.1", hosts: tuple[str, ...] = ("notifier:8003",)) -> Request:
-    return Request(path, Headers([("Host", host) for host in hosts]), protocol=protocol)
+SETTINGS = Settings(identity_signing_keys=["unit-test-key-" + "k" * 32])
+TOKENS = Tokens(SETTINGS)
+SIGNED_OUT = str(uuid.uuid4())
+
+
+class SignedOut(Revocations):
+    """The revocations of a process that has loaded them: here, one session signed out."""
+
+    def revoked(self, session_id: str) -> bool:
+        return session_id == SIGNED_OUT
+
+
+def token(session_id: str | None = None, seconds: float = 60) -> str:
+    return TOKENS.issue(
+        user_id=7,
+        username="ada",
+        name="Ada Lovelace",
+        role="viewer",
+        session_id=session_id or str(uuid.uuid4()),
+        expires_at=time.time() + seconds,
+    )
+
+
+def handshake(
+    path: str = "/ws",
+    protocol: str = "HTTP/1.1",
+    hosts: tuple[str, ...] = ("notifier:8003",),
+    signed_in: list[tuple[str, str]] | None = None,
+) -> Request:
+    """An upgrade request, signed in with a bearer token unless `signed_in` says how else (or `[]`: not)."""
+    fields = [("Host", host) for host in hosts]
+    fields += [("Authorization", f"Bearer {token()}")] if signed_in is None else signed_in
+    return Request(path, Headers(fields), protocol=protocol)
+
+
+def upgrade(request: Request, revocations: Revocations | None = None) -> tuple[Response | None, Client]:
+    """What the notifier answers `request` with (None: it goes on to the upgrade), and the connection."""
+
+    async def answer() -> tuple[Response | None, Client]:
+        async def never(_: object) -> None:
+            raise AssertionError("no server is started")
+
+        client = Client(ServerProtocol(), Server(never, never))  # type: ignore[arg-type]
+        fanout = Fanout(RecentEvents(10), client_buffer_bytes=1024)
+        fanout.recent.restart("e", 0)
+        identity = Identity(TOKENS, revocations or SignedOut(SETTINGS), frozenset())
+        return routes(SETTINGS, fanout, EventConsumer(SETTINGS, fanout), Gate(identity))(client, request), client
+
+    return asyncio.run(answer())
 
 
 @pytest.mark.parametrize(
@@ -203,14 +256,54 @@ def handshake(path: str = "/ws", protocol: str = "HTTP/1.1", hosts: tuple[str, .
     ids=["two Host headers", "HTTP/1.0"],
 )
 def test_a_handshake_with_two_hosts_or_not_in_http_1_1_is_refused_with_400(request_: Request) -> None:
-    fanout = Fanout(RecentEvents(10), client_buffer_bytes=1024)
-    fanout.recent.restart("e", 0)
-    process_request = routes(Settings(), fanout, EventConsumer(Settings(), fanout))
-    response = process_request(None, request_)  # type: ignore[arg-type]  # the connection is not looked at
+    response, _client = upgrade(request_)
     assert response is not None and response.status_code == 400
 
 
-def test_a_good_handshake_goes_on_to_the_upgrade() -> None:
-    fanout = Fanout(RecentEvents(10), client_buffer_bytes=1024)
-    fanout.recent.restart("e", 0)
-    assert routes(Settings(), fanout, EventConsumer(Settings(), fanout))(None, handshake()) is None  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    "signed_in",
+    [
+        [("Authorization", "Bearer {token}")],
+        [("Authorization", "bearer {token}"), ("Cookie", f"{SESSION_COOKIE}=not-a-token")],
+        [("Cookie", f"theme=dark; {SESSION_COOKIE}={{token}}")],
+    ],
+    ids=["bearer", "bearer before a cookie", "cookie"],
+)
+def test_a_signed_in_handshake_goes_on_to_the_upgrade_as_its_caller(signed_in: list[tuple[str, str]]) -> None:
+    given = token()
+    response, client = upgrade(handshake(signed_in=[(name, value.format(token=given)) for name, value in signed_in]))
+    assert response is None
+    assert client.caller == TOKENS.verify(given)
+
+
+def test_a_token_on_the_url_signs_the_upgrade_in() -> None:
+    given = token()
+    response, client = upgrade(handshake(f"/ws?epoch=e&after=0&access_token={given}", signed_in=[]))
+    assert response is None and client.caller.session_id == TOKENS.verify(given).session_id
+
+
+@pytest.mark.parametrize(
+    ("signed_in", "challenge"),
+    [
+        ([], "Bearer"),
+        ([("Cookie", "theme=dark")], "Bearer"),
+        ([("Authorization", "Basic YWRhOnNlY3JldA==")], "Bearer"),
+        ([("Authorization", "Bearer not-a-token")], 'Bearer error="invalid_token"'),
+        ([("Authorization", f"Bearer {token(seconds=-5)}")], 'Bearer error="invalid_token"'),
+        ([("Authorization", f"Bearer {token(SIGNED_OUT)}")], 'Bearer error="invalid_token"'),
+        ([("Authorization", f"Bearer {token()}")] * 2, 'Bearer error="invalid_token"'),
+        ([("Cookie", f'{SESSION_COOKIE}="unclosed')], "Bearer"),
+    ],
+    ids=["none", "other cookies", "basic", "garbage", "expired", "signed out", "two headers", "bad cookie"],
+)
+def test_a_handshake_without_valid_credentials_is_refused_with_401_and_a_bearer_challenge(
+    signed_in: list[tuple[str, str]], challenge: str
+) -> None:
+    response, _client = upgrade(handshake(signed_in=signed_in))
+    assert response is not None and response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == challenge
+
+
+def test_a_handshake_before_the_revocations_are_known_is_refused_with_503() -> None:
+    response, _client = upgrade(handshake(), Revocations(SETTINGS))  # never started: nothing loaded yet
+    assert response is not None and response.status_code == 503

@@ -13,10 +13,12 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from notifier import messages
+from notifier.access import Client, Gate
 from notifier.consumer import EventConsumer
 from notifier.fanout import Fanout
 from notifier.recent import RecentEvents
 from notifier.session import serve_client
+from shared.identity import Identity, IdentityUnavailable, Unauthenticated
 from shared.logs import configure_logging
 from shared.metrics import render_metrics
 from shared.settings import Settings, get_settings
@@ -46,7 +48,7 @@ def _hostname(url: str) -> str | None:
         return None
 
 
-def routes(settings: Settings, fanout: Fanout, consumer: EventConsumer) -> ProcessRequest:
+def routes(settings: Settings, fanout: Fanout, consumer: EventConsumer, gate: Gate) -> ProcessRequest:
     """Answer the HTTP paths, and refuse a WebSocket handshake that must not go on, before it happens."""
     allowed = frozenset(settings.notifier_allowed_origins)
 
@@ -70,6 +72,14 @@ def routes(settings: Settings, fanout: Fanout, consumer: EventConsumer) -> Proce
             return _reply(HTTPStatus.BAD_REQUEST, "one Host header, not several\n")
         if not origin_allowed(request.headers.get_all("Origin"), hosts[0] if hosts else None, allowed):
             return _reply(HTTPStatus.FORBIDDEN, "this Origin may not open /ws\n")
+        assert isinstance(connection, Client), "serve(create_connection=Client)"
+        try:
+            gate.admit(connection, request)
+        except Unauthenticated as refused:
+            challenge = {"WWW-Authenticate": refused.challenge}
+            return _reply(HTTPStatus.UNAUTHORIZED, f"{refused.detail}\n", headers=challenge)
+        except IdentityUnavailable as unavailable:
+            return _reply(HTTPStatus.SERVICE_UNAVAILABLE, f"{unavailable.detail}\n")
         try:
             messages.resume_from_query(query)
         except messages.ClientMessageError as error:
@@ -81,24 +91,41 @@ def routes(settings: Settings, fanout: Fanout, consumer: EventConsumer) -> Proce
     return process_request
 
 
-def _reply(status: HTTPStatus, body: str | bytes, content_type: str = "text/plain; charset=utf-8") -> Response:
+def _reply(
+    status: HTTPStatus,
+    body: str | bytes,
+    content_type: str = "text/plain; charset=utf-8",
+    headers: dict[str, str] | None = None,
+) -> Response:
     data = body.encode() if isinstance(body, str) else body
-    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(data))), ("Connection", "close")])
-    return Response(status.value, status.phrase, headers, data)
+    fields = [("Content-Type", content_type), ("Content-Length", str(len(data))), ("Connection", "close")]
+    return Response(status.value, status.phrase, Headers([*fields, *(headers or {}).items()]), data)
 
 
 async def run(settings: Settings) -> None:
+    """The composition root: the fan-out, its consumer, the gate and the revocations it hears of, the server."""
+    loop = asyncio.get_running_loop()
     fanout = Fanout(RecentEvents(settings.notifier_resume_events), settings.notifier_client_buffer_bytes)
     consumer = EventConsumer(settings, fanout)
+    identity = await asyncio.to_thread(Identity.start, settings, settings.database_url)
+    gate = Gate(identity)
+
+    def on_revoked(session_id: str) -> None:  # called in the revocations' listener thread
+        loop.call_soon_threadsafe(gate.revoked, session_id)
+
+    identity.revocations.on_revoked = on_revoked
 
     async def handler(client: ServerConnection) -> None:
-        await serve_client(client, fanout)
+        assert isinstance(client, Client)
+        with gate.watching(client):
+            await serve_client(client, fanout)
 
     async with serve(
         handler,
         host="0.0.0.0",
         port=settings.notifier_port,
-        process_request=routes(settings, fanout, consumer),
+        create_connection=Client,
+        process_request=routes(settings, fanout, consumer, gate),
         max_size=settings.notifier_max_message_bytes,
         ping_interval=settings.notifier_ping_interval_seconds,
         ping_timeout=settings.notifier_ping_timeout_seconds,
