@@ -48,9 +48,16 @@ console:
 	    || echo "could not enable the RabbitMQ console here (not the broker's host, or no rights)"; \
 	fi
 
-## run: the whole stack against DATABASE_URL / AMQP_URL, logs in one terminal, Ctrl-C stops all
+## run: the whole stack against DATABASE_URL / AMQP_URL, logs in one terminal, Ctrl-C stops all; the first admin
+## when there is no user (ADMIN_USERNAME / ADMIN_PASSWORD, else a random password shown once); without
+## IDENTITY_SIGNING_KEYS a key made for this run signs the tokens (they end with it)
 run: migrate console web gateway-tools
-	honcho start -f Procfile
+	@if [ -z "$$IDENTITY_SIGNING_KEYS" ]; then \
+	  echo "IDENTITY_SIGNING_KEYS is unset: signing tokens with a key made for this run"; \
+	  IDENTITY_SIGNING_KEYS="[\"$$(python -c 'import secrets; print(secrets.token_hex(32))')\"]"; \
+	fi; \
+	export IDENTITY_SIGNING_KEYS; \
+	python -m command_api.accounts ensure-admin && honcho start -f Procfile
 
 ## test: every test, on the PostgreSQL and RabbitMQ named by TEST_DATABASE_URL / TEST_AMQP_URL (else testcontainers)
 test: install console web-test web gateway-tools browser-tools
