@@ -8,10 +8,15 @@ from pathlib import Path
 
 import pytest
 import requests
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from tests.conftest import Launch
 from tests.support.data import new_contact
-from tests.support.processes import ROOT, free_port
+from tests.support.identity import create_user
+from tests.support.infra import Infra
+from tests.support.notifier import start_notifier
+from tests.support.processes import ROOT, TIMEOUT_FACTOR, free_port
 from tests.support.read_side import start_query_api
 
 pytestmark = pytest.mark.integration
@@ -20,6 +25,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def gateway(launch_for_session: Launch, command_api: str) -> Iterator[str]:
     query_api = start_query_api(launch_for_session, name="query-api-for-gateway")
+    notifier, _ = start_notifier(launch_for_session, name="notifier-for-gateway")
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="contacts-web-root-") as directory:
         web_root = Path(directory)  # a page of its own: these tests need no built app
@@ -33,7 +39,7 @@ def gateway(launch_for_session: Launch, command_api: str) -> Iterator[str]:
             gateway_port=port,
             command_api_port=command_api.rsplit(":", 1)[1],
             query_api_port=query_api.rsplit(":", 1)[1],
-            notifier_port=free_port(),  # no notifier: /ws is not on these tests' path
+            notifier_port=notifier.rsplit(":", 1)[1],
             web_root=web_root,
         )
         yield f"http://127.0.0.1:{port}"
@@ -57,6 +63,59 @@ def test_every_reply_has_one_x_request_id_the_one_the_service_logged(
             assert ids == [given]
         else:
             assert ids[0] != given and len(ids[0]) == 32
+
+
+def test_signing_in_and_out_and_the_users_reach_command_api_whatever_the_method(gateway: str, infra: Infra) -> None:
+    admin = create_user(infra.database_url, "admin", password="a password of some length")
+    with requests.Session() as browser:
+        signed_in = browser.post(
+            f"{gateway}/api/session", json={"username": admin["username"], "password": admin["password"]}, timeout=10
+        )
+        assert signed_in.status_code == 200, signed_in.text
+        assert signed_in.json()["user"]["name"] == admin["name"]
+        cookie = signed_in.headers["Set-Cookie"]
+        assert cookie.startswith("contacts_session=") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        bearer = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+
+        # Reads too: query-api has neither path, and would answer 404.
+        assert browser.get(f"{gateway}/api/session", timeout=10).json()["user"]["id"] == admin["id"]
+        listed = browser.get(f"{gateway}/api/users", timeout=10)
+        assert listed.status_code == 200 and admin["id"] in [user["id"] for user in listed.json()["items"]]
+
+        added = browser.post(
+            f"{gateway}/api/users",
+            json={
+                "username": f"new-{admin['username']}",
+                "name": "Radia Perlman",
+                "password": "x" * 12,
+                "role": "viewer",
+            },
+            headers=bearer,
+            timeout=10,
+        )
+        assert added.status_code == 201, added.text
+        renamed = browser.patch(
+            f"{gateway}/api/users/{added.json()['id']}", json={"name": "Radia J. Perlman"}, headers=bearer, timeout=10
+        )
+        assert renamed.status_code == 200 and renamed.json()["name"] == "Radia J. Perlman"
+
+        assert browser.delete(f"{gateway}/api/session", headers=bearer, timeout=10).status_code == 204
+        assert browser.get(f"{gateway}/api/session", timeout=10).status_code == 401  # the cookie's session ended
+
+
+def test_the_websocket_upgrade_carries_the_session_cookie_to_the_notifier(gateway: str, infra: Infra) -> None:
+    editor = create_user(infra.database_url, "editor")
+    signed_in = requests.post(
+        f"{gateway}/api/session", json={"username": editor["username"], "password": editor["password"]}, timeout=10
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    url = gateway.replace("http:", "ws:") + "/ws"
+    cookie = f"contacts_session={signed_in.cookies['contacts_session']}"
+    with connect(url, additional_headers={"Cookie": cookie}, open_timeout=10 * TIMEOUT_FACTOR) as live:
+        assert '"hello"' in str(live.recv(timeout=10 * TIMEOUT_FACTOR))
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, open_timeout=10 * TIMEOUT_FACTOR)
+    assert refused.value.response.status_code == 401
 
 
 class _Scripts(HTMLParser):
