@@ -61,6 +61,10 @@ def reader_role(infra: Infra) -> Iterator[str]:
         admin.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
         admin.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(role)))
         admin.execute(sql.SQL("GRANT SELECT ON contacts, contact_versions TO {}").format(sql.Identifier(role)))
+        # the revoked sessions, which query-api loads to refuse their tokens (migration 0005)
+        admin.execute(
+            sql.SQL("GRANT SELECT (id, expires_at, revoked_at) ON sessions TO {}").format(sql.Identifier(role))
+        )
     yield role
     with psycopg.connect(infra.database_url, autocommit=True) as admin:
         admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
