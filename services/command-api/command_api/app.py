@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     serve_common(app, openapi_document, readiness, identity)
 
     def handle(command: Command, idempotency_key: str | None = None) -> Contact | None:
-        return handlers.handle(command, Origin("api", correlation_id.get(), idempotency_key))
+        return handlers.handle(command, Origin("api", correlation_id.get(), idempotency_key, g.caller.actor()))
 
     @app.post("/api/contacts")
     def create_contact() -> Response:

@@ -41,6 +41,7 @@ def version_row(body: bytes) -> Row:
         "contact": None if event.contact is None else Jsonb(event.contact.model_dump(mode="json")),
         "changed_fields": event.changed_fields,
         "source": event.source,
+        "actor": None if event.actor is None else Jsonb(event.actor.model_dump(mode="json")),
         "at": event.at,
         "event_id": event.event_id,
         "seq": event.seq,
@@ -52,9 +53,9 @@ def record_versions(conn: Connection[Any], rows: list[Row]) -> None:
     with conn.cursor() as cursor:
         cursor.executemany(
             """INSERT INTO contact_versions
-                   (contact_id, version, op, contact, changed_fields, source, at, event_id, seq)
+                   (contact_id, version, op, contact, changed_fields, source, actor, at, event_id, seq)
                VALUES (%(contact_id)s, %(version)s, %(op)s, %(contact)s, %(changed_fields)s, %(source)s,
-                       %(at)s, %(event_id)s, %(seq)s)
+                       %(actor)s, %(at)s, %(event_id)s, %(seq)s)
                ON CONFLICT (contact_id, version) DO NOTHING""",
             rows,
         )

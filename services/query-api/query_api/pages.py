@@ -11,7 +11,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from shared.models import Contact
+from shared.models import Actor, Contact
 
 
 class ContactPage(BaseModel):
@@ -26,6 +26,7 @@ class HistoryEntry(BaseModel):
     op: Literal["created", "updated", "deleted"]
     changed_fields: list[str]
     source: str
+    actor: Actor | None
     at: datetime
     event_id: UUID
     contact: Contact | None

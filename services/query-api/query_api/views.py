@@ -86,7 +86,7 @@ class ContactViews:
             return None
         with self._pool.connection() as conn:
             rows = conn.execute(
-                """SELECT version, op, changed_fields, source, at, event_id, contact FROM contact_versions
+                """SELECT version, op, changed_fields, source, actor, at, event_id, contact FROM contact_versions
                    WHERE contact_id = %(id)s AND version < %(before)s ORDER BY version DESC LIMIT %(limit)s""",
                 {"id": contact_id, "before": query.before_version or MAX_VERSION + 1, "limit": query.limit + 1},
             ).fetchall()
