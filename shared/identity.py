@@ -33,6 +33,17 @@ ISSUER = "contacts-live"
 SESSION_COOKIE = "contacts_session"
 #: The channel revocations are announced on; each payload is a session id.
 CHANNEL = "identity"
+#: The OpenAPI security schemes of every HTTP service: either credential will do (SPEC §8).
+OPENAPI_SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+    "session": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": SESSION_COOKIE,
+        "description": "set by POST /api/session; a write with it must come from the app's own Origin",
+    },
+}
+OPENAPI_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
 _ALGORITHM = "HS256"
 _CLAIMS = ("sub", "name", "username", "role", "sid", "iat", "exp", "iss")
 

@@ -336,3 +336,20 @@ def test_ensure_admin_makes_the_first_admin_once() -> None:
         assert [(username, role) for username, role, _ in rows] == [("admin", "admin")]
         assert PasswordHasher().verify(rows[0][2], password)
         assert rows[0][2].startswith("$argon2id$")
+
+
+def test_the_documents_say_how_to_sign_in_and_what_a_refusal_is(services: dict[str, str]) -> None:
+    operations = 0
+    for base in services.values():
+        document = requests.get(base + "/openapi.json", timeout=10).json()
+        assert document["security"] == [{"bearer": []}, {"session": []}]
+        assert document["components"]["securitySchemes"]["session"]["name"] == SESSION_COOKIE
+        for path, methods in document["paths"].items():
+            for method, operation in methods.items():
+                operations += 1
+                if (method, path) == ("post", "/api/session"):
+                    assert operation["security"] == []
+                    assert "401" in operation["responses"]
+                else:
+                    assert {"401", "403"} <= operation["responses"].keys(), (method, path)
+    assert operations == len(ENDPOINTS) + 1

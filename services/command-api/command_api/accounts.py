@@ -82,6 +82,35 @@ class UserPatch(BaseModel):
     disabled: StrictBool | None = None
 
 
+class SessionUser(BaseModel):
+    """Who a session is of, as its endpoints show them."""
+
+    id: int
+    username: str
+    name: str
+    role: Role
+
+
+class User(SessionUser):
+    """A user as the user endpoints show them."""
+
+    disabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserList(BaseModel):
+    items: list[User]
+
+
+class Session(BaseModel):
+    """A signed-in caller and a bearer token for them (POST and GET /api/session)."""
+
+    user: SessionUser
+    access_token: str = Field(description="send as Authorization: Bearer …; it lives ACCESS_TOKEN_SECONDS at most")
+    expires_at: datetime
+
+
 @dataclass(frozen=True)
 class SignedIn:
     """A new session: the user, a bearer token and when it expires, and the session cookie's token."""

@@ -5,10 +5,26 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
+from command_api.accounts import NewUser, Session, SignIn, User, UserList, UserPatch
 from shared.http import TOKEN_SCHEMA
+from shared.identity import OPENAPI_SECURITY, OPENAPI_SECURITY_SCHEMES
 from shared.limits import TOO_MANY_REQUESTS
 from shared.models import READ_ONLY_FIELDS, Contact, ContactData
 from shared.problems import PROBLEM_SCHEMA, problem_responses, schema_ref
+
+
+def _reply(status: int, schema: str, description: str = "ok", **extra: Any) -> dict[str, Any]:
+    return {
+        str(status): {
+            "description": description,
+            "content": {"application/json": {"schema": schema_ref(schema)}},
+            **extra,
+        }
+    }
+
+
+def _body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema_ref(schema)}}}
 
 
 def _contact_reply(status: int, description: str) -> dict[str, Any]:
@@ -24,7 +40,13 @@ def _contact_reply(status: int, description: str) -> dict[str, Any]:
 @cache
 def openapi_document() -> dict[str, Any]:
     _, schemas = models_json_schema(
-        [(ContactData, "validation"), (Contact, "serialization")], ref_template="#/components/schemas/{model}"
+        [
+            (ContactData, "validation"),
+            (Contact, "serialization"),
+            *((model, "validation") for model in (SignIn, NewUser, UserPatch)),
+            *((model, "serialization") for model in (Session, User, UserList)),
+        ],
+        ref_template="#/components/schemas/{model}",
     )
     # A body may echo the read-only fields of a contact it was read as: they are ignored, whatever they hold.
     read_only = {field: {"description": "read-only: ignored"} for field in sorted(READ_ONLY_FIELDS)}
@@ -44,6 +66,13 @@ def openapi_document() -> dict[str, Any]:
     contact_id = {"name": "contact_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
     if_match = {"name": "If-Match", "in": "header", "schema": {"type": "string"}, "description": 'e.g. "3"'}
     idempotency_key = {"name": "Idempotency-Key", "in": "header", "schema": TOKEN_SCHEMA}
+    user_id = {"name": "user_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+    cookie = {
+        "Set-Cookie": {
+            "schema": {"type": "string"},
+            "description": "the session cookie: HttpOnly, SameSite=Strict, Secure behind HTTPS",
+        }
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "Contacts, live: command-api", "version": "1.0.0"},
@@ -55,7 +84,7 @@ def openapi_document() -> dict[str, Any]:
                     "requestBody": body,
                     "responses": {
                         **_contact_reply(201, "created"),
-                        **problem_responses(400, 409, 413, 415, 422),
+                        **problem_responses(400, 401, 403, 409, 413, 415, 422),
                         **TOO_MANY_REQUESTS,
                     },
                 }
@@ -67,7 +96,7 @@ def openapi_document() -> dict[str, Any]:
                     "requestBody": body,
                     "responses": {
                         **_contact_reply(200, "replaced"),
-                        **problem_responses(400, 404, 409, 412, 413, 415, 422),
+                        **problem_responses(400, 401, 403, 404, 409, 412, 413, 415, 422),
                         **TOO_MANY_REQUESTS,
                     },
                 },
@@ -77,7 +106,7 @@ def openapi_document() -> dict[str, Any]:
                     "requestBody": patch_body,
                     "responses": {
                         **_contact_reply(200, "updated"),
-                        **problem_responses(400, 404, 409, 412, 413, 415, 422),
+                        **problem_responses(400, 401, 403, 404, 409, 412, 413, 415, 422),
                         **TOO_MANY_REQUESTS,
                     },
                 },
@@ -86,11 +115,60 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [contact_id, if_match],
                     "responses": {
                         "204": {"description": "deleted"},
-                        **problem_responses(404, 412),
+                        **problem_responses(401, 403, 404, 412),
                         **TOO_MANY_REQUESTS,
                     },
                 },
             },
+            "/api/session": {
+                "post": {
+                    "summary": "Sign in: a bearer token and the session cookie; 401 for a wrong username or password",
+                    "security": [],
+                    "requestBody": _body("SignIn"),
+                    "responses": {
+                        **_reply(200, "Session", "signed in", headers=cookie),
+                        **problem_responses(400, 401, 413, 415, 422),
+                    },
+                },
+                "get": {
+                    "summary": "The caller, and a fresh bearer token (no longer-lived than the credential asked with)",
+                    "responses": {**_reply(200, "Session"), **problem_responses(401, 403)},
+                },
+                "delete": {
+                    "summary": "Sign out: this session's cookie and tokens stop working on every instance",
+                    "responses": {
+                        "204": {"description": "signed out", "headers": cookie},
+                        **problem_responses(401, 403),
+                    },
+                },
+            },
+            "/api/users": {
+                "get": {
+                    "summary": "Every user (admins only)",
+                    "responses": {**_reply(200, "UserList"), **problem_responses(401, 403)},
+                },
+                "post": {
+                    "summary": "Add a user (admins only)",
+                    "requestBody": _body("NewUser"),
+                    "responses": {
+                        **_reply(201, "User", "created", headers={"Location": {"schema": {"type": "string"}}}),
+                        **problem_responses(400, 401, 403, 409, 413, 415, 422),
+                    },
+                },
+            },
+            "/api/users/{user_id}": {
+                "patch": {
+                    "summary": "Change a user's name, role, password or disabled (admins only); "
+                    "a new role or password, or disabling, signs them out everywhere",
+                    "parameters": [user_id],
+                    "requestBody": _body("UserPatch"),
+                    "responses": {**_reply(200, "User"), **problem_responses(400, 401, 403, 404, 413, 415, 422)},
+                },
+            },
         },
-        "components": {"schemas": {**schemas["$defs"], "ContactPatch": contact_patch, "Problem": PROBLEM_SCHEMA}},
+        "components": {
+            "schemas": {**schemas["$defs"], "ContactPatch": contact_patch, "Problem": PROBLEM_SCHEMA},
+            "securitySchemes": OPENAPI_SECURITY_SCHEMES,
+        },
+        "security": OPENAPI_SECURITY,
     }

@@ -7,6 +7,7 @@ from pydantic.json_schema import models_json_schema
 
 from query_api.pages import ContactPage, HistoryPage
 from query_api.params import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT, MAX_SEARCH_LENGTH, SEARCH_PATTERN, SORTS
+from shared.identity import OPENAPI_SECURITY, OPENAPI_SECURITY_SCHEMES
 from shared.models import Contact
 from shared.problems import PROBLEM_SCHEMA, problem_responses, schema_ref
 
@@ -55,7 +56,7 @@ def openapi_document() -> dict[str, Any]:
                         limit,
                         cursor,
                     ],
-                    "responses": {"200": _reply("ContactPage"), **problem_responses(404, 422)},
+                    "responses": {"200": _reply("ContactPage"), **problem_responses(401, 403, 404, 422)},
                 }
             },
             "/api/contacts/{contact_id}": {
@@ -65,7 +66,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": _reply("Contact", headers={"ETag": {"schema": {"type": "string"}}}),
                         "304": {"description": "not modified"},
-                        **problem_responses(404),
+                        **problem_responses(401, 403, 404),
                     },
                 }
             },
@@ -73,9 +74,13 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "Every version of a contact, newest first; also after it was deleted",
                     "parameters": [contact_id, limit, cursor],
-                    "responses": {"200": _reply("HistoryPage"), **problem_responses(404, 422)},
+                    "responses": {"200": _reply("HistoryPage"), **problem_responses(401, 403, 404, 422)},
                 }
             },
         },
-        "components": {"schemas": {**schemas["$defs"], "Problem": PROBLEM_SCHEMA}},
+        "components": {
+            "schemas": {**schemas["$defs"], "Problem": PROBLEM_SCHEMA},
+            "securitySchemes": OPENAPI_SECURITY_SCHEMES,
+        },
+        "security": OPENAPI_SECURITY,
     }
