@@ -2,6 +2,7 @@
 
 import asyncio
 import struct
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -81,19 +82,37 @@ class _Channel(Protocol):
     def queue_bind(self, queue: str, exchange: str, routing_key: str | None = None) -> Any: ...
 
 
-def declare_topology(channel: _Channel) -> None:
-    """Declare every exchange and durable queue of the system; safe to repeat from any process."""
+def declare_dead_letters(channel: _Channel) -> None:
+    """`contacts.dead-letter` and its queue: where both consumers send what they cannot process."""
     channel.exchange_declare(exchange=DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True)
     channel.queue_declare(queue=DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
     channel.queue_bind(queue=DEAD_LETTER_QUEUE, exchange=DEAD_LETTER_EXCHANGE, routing_key="")
 
+
+def declare_events(channel: _Channel) -> None:
+    """`contacts.events` and the history worker's queue on it: the relay declares them before it publishes
+    (an event no queue takes is refused), the history worker before it consumes."""
     channel.exchange_declare(exchange=EVENTS_EXCHANGE, exchange_type="topic", durable=True)
     channel.queue_declare(queue=HISTORY_QUEUE, durable=True, arguments=quorum_queue_arguments())
     channel.queue_bind(queue=HISTORY_QUEUE, exchange=EVENTS_EXCHANGE, routing_key="contact.#")
 
+
+def declare_commands(channel: _Channel) -> None:
+    """`contacts.commands` and command-api's queue on it."""
     channel.exchange_declare(exchange=COMMANDS_EXCHANGE, exchange_type="fanout", durable=True)
     channel.queue_declare(queue=COMMANDS_QUEUE, durable=True, arguments=quorum_queue_arguments())
     channel.queue_bind(queue=COMMANDS_QUEUE, exchange=COMMANDS_EXCHANGE, routing_key="")
+
+
+def declare_topology(channel: _Channel) -> None:
+    """Declare every exchange and durable queue of the system; safe to repeat from any process whose user may.
+
+    Each service declares only its own part (its RabbitMQ user may configure nothing else,
+    deploy/rabbitmq/definitions.json); this is for tools and tests that hold every right.
+    """
+    declare_dead_letters(channel)
+    declare_events(channel)
+    declare_commands(channel)
 
 
 def connection_parameters(url: str, name: str) -> pika.URLParameters:
@@ -110,11 +129,11 @@ def connection_parameters(url: str, name: str) -> pika.URLParameters:
     return parameters
 
 
-def ensure_topology(url: str) -> None:
-    """Declare the topology over a short-lived connection of its own."""
+def ensure_topology(url: str, declare: Callable[[_Channel], None] = declare_topology) -> None:
+    """Declare the topology, or the part `declare` does, over a short-lived connection of its own."""
     connection = pika.BlockingConnection(connection_parameters(url, "topology"))
     try:
-        declare_topology(connection.channel())
+        declare(connection.channel())
     finally:
         connection.close()
 

@@ -6,6 +6,7 @@ What only a Docker engine can show (the images build, the containers start and f
 checked here.
 """
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -195,3 +196,38 @@ def test_each_image_is_small_runs_unprivileged_bakes_no_secret_and_defaults_to_i
     assert default is not None
     service = Path(dockerfile).parent.name.replace("web", "gateway")
     assert yaml.safe_load(default.group(1)) == shlex.split(procfile()[service])
+
+
+#: The services that talk AMQP, and the RabbitMQ user each logs in as (deploy/rabbitmq/definitions.json).
+BROKER_USERS = {
+    "relay": "contacts-relay",
+    "commands": "contacts-commands",
+    "history-worker": "contacts-history",
+    "notifier": "contacts-notifier",
+}
+
+
+def test_each_service_logs_in_to_rabbitmq_as_its_own_user_of_the_definitions_the_broker_loads() -> None:
+    definitions = json.loads((ROOT / "deploy/rabbitmq/definitions.json").read_text())
+    users = {user["name"]: user for user in definitions["users"]}
+    permitted = {permission["user"] for permission in definitions["permissions"]}
+    for service, user in BROKER_USERS.items():
+        url = urlsplit(SERVICES[service]["environment"]["AMQP_URL"])
+        assert url.username == user, service
+        assert url.password == SERVICES["rabbitmq"]["environment"][f"RABBITMQ_{user.split('-')[1].upper()}_PASSWORD"]
+        assert users[user]["tags"] == [] and user in permitted, f"{user}: no console, its own permissions"
+    assert urlsplit(SERVICES["command-api"]["environment"]["AMQP_URL"]).username is None, "it only probes the port"
+    assert users["operator"]["tags"] == ["administrator"]
+    assert set(users) == {*BROKER_USERS.values(), "operator"}, "no other user, no guest"
+
+
+def test_the_broker_renders_and_loads_the_definitions_at_every_start() -> None:
+    rabbitmq = SERVICES["rabbitmq"]
+    assert rabbitmq["entrypoint"] == ["sh", "/etc/rabbitmq/contacts/start.sh"]
+    assert rabbitmq["command"] == ["docker-entrypoint.sh", "rabbitmq-server"], "then the image's own start"
+    assert "./deploy/rabbitmq:/etc/rabbitmq/contacts:ro" in rabbitmq["volumes"]
+    mounted_conf = "./deploy/rabbitmq/rabbitmq.conf:/etc/rabbitmq/conf.d/20-contacts.conf:ro"
+    assert mounted_conf in rabbitmq["volumes"]
+    conf = (ROOT / "deploy/rabbitmq/rabbitmq.conf").read_text()
+    assert "load_definitions = /etc/rabbitmq/definitions.json" in conf.splitlines()
+    assert "/etc/rabbitmq/definitions.json" in (ROOT / "deploy/rabbitmq/start.sh").read_text()

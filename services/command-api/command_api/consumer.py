@@ -37,7 +37,7 @@ from tenacity import Retrying, before_sleep_log, retry_if_exception_type, wait_r
 
 from command_api.errors import CommandFailed, CommandRefused, InvalidCommand, NotJson, UnknownCommand
 from command_api.handlers import Command, ContactHandlers, CreateContact, DeleteContact, Origin, PatchContact
-from shared.broker import COMMANDS_QUEUE, connection_parameters, dead_letter, declare_topology
+from shared.broker import COMMANDS_QUEUE, connection_parameters, dead_letter, declare_commands, declare_dead_letters
 from shared.commands import COMMAND_MODELS, HEADER_FIELDS, CommandMessage, CreateCommand, DeleteCommand, UpdateCommand
 from shared.db import open_pool
 from shared.health import database_ready
@@ -89,7 +89,8 @@ class CommandConsumer:
         """Consume until asked to stop, then send the replies still owed."""
         channel = connection.channel()
         channel.confirm_delivery()  # dead letters and replies are confirmed before the original is acked
-        declare_topology(channel)
+        declare_commands(channel)
+        declare_dead_letters(channel)
         channel.basic_qos(prefetch_count=self._settings.command_consumer_prefetch)
         consumer_tag = channel.basic_consume(COMMANDS_QUEUE, self._on_message)
         self.consuming = True

@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_random_exponential
 
 from command_api.publisher import ConfirmingPublisher, PublishRefused
-from shared.broker import EVENTS_EXCHANGE, BrokerConnectionLost, ensure_topology
+from shared.broker import EVENTS_EXCHANGE, BrokerConnectionLost, declare_events, ensure_topology
 from shared.db import session_options
 from shared.event_body import event_body
 from shared.logs import configure_logging
@@ -195,7 +195,7 @@ async def lead(settings: Settings, stop: asyncio.Event) -> None:
                 return
         log.info("leading the outbox relay")
         LEADER.set(1)
-        await asyncio.to_thread(ensure_topology, settings.amqp_url)
+        await asyncio.to_thread(ensure_topology, settings.amqp_url, declare_events)
         publisher = await ConfirmingPublisher.connect(settings.amqp_url)
         wake = asyncio.Event()
         listener = asyncio.create_task(_listen(listen_conn, wake))

@@ -21,7 +21,7 @@ from pika.spec import Basic
 from prometheus_client import Counter, Gauge, Histogram
 
 from history_worker.versions import PoisonMessage, Row, record_versions, version_row
-from shared.broker import HISTORY_QUEUE, connection_parameters, dead_letter, declare_topology
+from shared.broker import HISTORY_QUEUE, connection_parameters, dead_letter, declare_dead_letters, declare_events
 from shared.db import session_options
 from shared.logs import correlation_id
 from shared.settings import Settings
@@ -75,7 +75,8 @@ class HistoryConsumer:
         self._depth_due = 0.0
 
     def run(self) -> None:
-        declare_topology(self._channel)
+        declare_events(self._channel)
+        declare_dead_letters(self._channel)
         self._channel.confirm_delivery()  # dead_letter returns once RabbitMQ holds the copy
         self._channel.basic_qos(prefetch_count=2 * self._settings.history_batch_size)
         self._channel.basic_consume(HISTORY_QUEUE, self._on_message)

@@ -1,0 +1,36 @@
+#!/bin/sh
+# Render RabbitMQ's definitions (deploy/rabbitmq/definitions.json: the vhost, the topology, one user per service
+# and the operator, each with only its permissions) with each user's password hashed from the environment, then
+# run the command given (in compose: the image's own entrypoint, whose node loads the file, rabbitmq.conf).
+#
+# RabbitMQ imports a user's password hash, never the password, so the hash is made here, at each start, with
+# the node's own Erlang: rabbit_password_hashing_sha256 is base64(salt ++ sha256(salt ++ password)) with a
+# random 4-byte salt. No password is in the repository or the image; a changed one takes effect at restart.
+#
+#   RABBITMQ_<USER>_PASSWORD   for USER in OPERATOR RELAY COMMANDS HISTORY NOTIFIER (all required)
+#   CONTACTS_DEFINITIONS       where to write the file (default /etc/rabbitmq/definitions.json)
+set -eu
+
+here=$(dirname "$0")
+out=${CONTACTS_DEFINITIONS:-/etc/rabbitmq/definitions.json}
+
+password_hash() {
+    PASSWORD=$1 erl -noshell -eval '
+        Salt = crypto:strong_rand_bytes(4),
+        Password = unicode:characters_to_binary(os:getenv("PASSWORD")),
+        io:put_chars(base64:encode(<<Salt/binary, (crypto:hash(sha256, <<Salt/binary, Password/binary>>))/binary>>)),
+        halt().' </dev/null
+}
+
+rendered=$(cat "$here/definitions.json")
+for user in OPERATOR RELAY COMMANDS HISTORY NOTIFIER; do
+    password=$(printenv "RABBITMQ_${user}_PASSWORD") || { echo "RABBITMQ_${user}_PASSWORD is not set" >&2; exit 1; }
+    [ -n "$password" ] || { echo "RABBITMQ_${user}_PASSWORD is empty" >&2; exit 1; }
+    hash=$(password_hash "$password")  # base64: no character of it means anything to sed between |s
+    rendered=$(printf '%s\n' "$rendered" | sed "s|@${user}_PASSWORD_HASH@|$hash|")
+done
+
+umask 077
+printf '%s\n' "$rendered" >"$out"
+if id rabbitmq >/dev/null 2>&1; then chown rabbitmq:rabbitmq "$out"; fi
+exec "$@"
