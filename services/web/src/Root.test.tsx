@@ -65,7 +65,8 @@ describe("Root", () => {
     fireEvent.change(screen.getByLabelText("Search"), { target: { value: "grace" } });
 
     const dialog = await screen.findByRole("dialog", { name: "Sign in again" });
-    expect(within(dialog).getByLabelText("Username")).toHaveFocus();
+    expect(within(dialog).getByLabelText("Username")).toHaveValue("ada");
+    expect(within(dialog).getByLabelText("Password")).toHaveFocus();
     expect(screen.getByLabelText("Search").closest("[inert]")).not.toBeNull(); // the app waits beneath
     await signInAs();
 

@@ -22,7 +22,7 @@ export function Root() {
   return (
     <>
       {shown && <App key={shown.id} user={shown} sessionEnded={!user} />}
-      {!user && <SignIn sessionEnded={shown !== null} />}
+      {!user && <SignIn sessionEnded={shown !== null} lastUsername={shown?.username} />}
     </>
   );
 }

@@ -26,10 +26,10 @@ const inputClass = "rounded-md border border-slate-300 bg-white px-3 py-2 text-b
  * was, beneath) once the session ended. Wrong credentials and a limit reached say so plainly; while
  * the server asks to wait, the button waits too.
  */
-export function SignIn({ sessionEnded = false }: { sessionEnded?: boolean }) {
+export function SignIn({ sessionEnded = false, lastUsername = "" }: { sessionEnded?: boolean; lastUsername?: string }) {
   const id = useId();
   const signIn = useSignIn();
-  const [username, setUsername] = useState("");
+  const [username, setUsername] = useState(lastUsername);
   const [password, setPassword] = useState("");
   const [waitUntil, setWaitUntil] = useState(0);
   const wait = useSecondsLeft(waitUntil);
@@ -88,7 +88,7 @@ export function SignIn({ sessionEnded = false }: { sessionEnded?: boolean }) {
               autoCapitalize="none"
               spellCheck={false}
               required
-              autoFocus
+              autoFocus={!lastUsername}
               value={username}
               onChange={(e) => setUsername(e.target.value)}
               aria-invalid={message ? true : undefined}
@@ -103,6 +103,7 @@ export function SignIn({ sessionEnded = false }: { sessionEnded?: boolean }) {
               type="password"
               autoComplete="current-password"
               required
+              autoFocus={Boolean(lastUsername)}
               value={password}
               onChange={(e) => setPassword(e.target.value)}
               aria-invalid={message ? true : undefined}

@@ -86,7 +86,7 @@ function AddUser({ onAdded }: { onAdded: (user: User) => void }) {
         </label>
         <label className={field}>
           Role
-          <RoleSelect value={values.role} onChange={(role) => setValues({ ...values, role })} />
+          <RoleSelect aria-label="Role" value={values.role} onChange={(role) => setValues({ ...values, role })} />
         </label>
       </div>
       <FormError message={describeError(add.error).message} />
