@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 import jwt
@@ -45,6 +46,7 @@ OPENAPI_SECURITY_SCHEMES = {
 }
 OPENAPI_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
 _ALGORITHM = "HS256"
+_DECODED_TOKENS = 4096
 _CLAIMS = ("sub", "name", "username", "role", "sid", "iat", "exp", "iss")
 
 #: The sessions revoked before their end, as a process loads them at start and after a lost connection.
@@ -121,6 +123,9 @@ class Tokens:
             raise ValueError("IDENTITY_SIGNING_KEYS must name at least one key (a JSON list of secrets)")
         self._signing_key = keys[0]
         self._keys = {key_id(key): key for key in keys}
+        # A client sends one token for many requests: each is decoded and its signature checked once
+        # (~100 µs of pure Python), then found here (~1 µs). Only tokens that verified are kept.
+        self._decoded = lru_cache(maxsize=_DECODED_TOKENS)(self._decode)
 
     def issue(self, *, user_id: int, username: str, name: str, role: str, session_id: str, expires_at: float) -> str:
         claims = {
@@ -137,6 +142,12 @@ class Tokens:
 
     def verify(self, token: str) -> Caller:
         """The caller a token names, if one of our keys signed it and it has not expired."""
+        caller = self._decoded(token)
+        if caller.expires_at <= time.time():  # decoded before it expired
+            raise Unauthenticated("the token has expired", True)
+        return caller
+
+    def _decode(self, token: str) -> Caller:
         try:
             key = self._keys.get(jwt.get_unverified_header(token).get("kid", ""))
             if key is None:

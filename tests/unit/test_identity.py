@@ -151,3 +151,12 @@ def test_an_absent_token_is_challenged_without_an_error() -> None:
 )
 def test_the_role_each_request_needs(method: str, path: str, role: str | None) -> None:
     assert required_role(method, path) == role
+
+
+def test_a_token_verified_before_it_expired_is_refused_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    checker = tokens(NEW)
+    token = issue(checker, seconds=60)
+    assert checker.verify(token).id == 7  # decoded, and kept
+    later = time.time() + 61
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert refusal(checker, token) == "the token has expired"
