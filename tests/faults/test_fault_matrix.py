@@ -18,6 +18,7 @@ import requests
 from tests.support.checker import Checker, Report, Tap
 from tests.support.data import new_contact
 from tests.support.faults import FAULTS, Fault, System
+from tests.support.identity import signed_in
 from tests.support.processes import LOGS, TIMEOUT_FACTOR, wait_until
 from tests.support.servers import available, private_servers
 from tests.support.workload import Workload
@@ -56,9 +57,11 @@ def results() -> Iterator[list[dict[str, object]]]:
     RESULTS.write_text(json.dumps({"fault_seconds": FAULT_SECONDS, "faults": rows}, indent=2))
 
 
-def _answer(send: Callable[[], requests.Response]) -> str:
+def _answer(system: System, send: Callable[[requests.Session], requests.Response]) -> str:
+    """How one request, sent on a connection of its own with the workload's token, was answered."""
     try:
-        return str(send().status_code)
+        with signed_in(requests.Session(), system.token) as http:
+            return str(send(http).status_code)
     except requests.RequestException as error:
         return type(error).__name__
 
@@ -75,7 +78,9 @@ def _recovery(system: System) -> tuple[float | None, str, str]:
         last = waiting
         time.sleep(0.1)
     ready = round(time.monotonic() - healed, 2)
-    first = _answer(lambda: requests.post(f"{system.command_api}/api/contacts", json=new_contact(), timeout=10))
+    first = _answer(
+        system, lambda http: http.post(f"{system.command_api}/api/contacts", json=new_contact(), timeout=10)
+    )
     return ready, ", ".join(last), first
 
 
@@ -85,12 +90,12 @@ def test_no_acknowledged_write_is_lost_or_doubled_and_every_client_resumes(
 ) -> None:
     wait_until(system.ready, timeout=60, interval=0.2, message="every process ready before the fault")
     window = checker.open_window()
-    workload = Workload(system.command_api, system.query_api, system.notifiers, system.amqp_url).start()
+    workload = Workload(system.command_api, system.query_api, system.notifiers, system.amqp_url, system.token).start()
     time.sleep(FAULT_SECONDS)
     fault.strike(system, FAULT_SECONDS)
     healed = time.monotonic()
     # query-api's pool sat idle through the fault: before any probe touches it, its first read must succeed.
-    first_read = _answer(lambda: requests.get(f"{system.query_api}/api/contacts", timeout=10))
+    first_read = _answer(system, lambda http: http.get(f"{system.query_api}/api/contacts", timeout=10))
     recovery = _recovery(system)
     time.sleep(FAULT_SECONDS)
     workload.stop_writing()

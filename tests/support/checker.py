@@ -90,7 +90,7 @@ class Window:
 #: The counts that SPEC §9 wants to be 0 after every fault.
 TARGETS_OF_ZERO = (
     "indeterminate", "lost", "history_missing", "events_missing", "doubled", "ws_gaps", "ws_behind", "stuck",
-    "server_errors", "unavailable_after_healing",
+    "server_errors", "unavailable_after_healing", "refused",
 )  # fmt: skip
 
 
@@ -114,6 +114,7 @@ class Report:
     ws_reconnects: int = 0
     stuck: int = 0  # messages left in the service queues, valid messages dead-lettered
     server_errors: int = 0  # 5xx other than 503 with Retry-After
+    refused: int = 0  # 401 or 403 to the workload's valid token: a fault must not cost a client its sign-in
     unavailable_after_healing: int = 0  # 503s to requests sent once the fault had healed
     recovery_seconds: float | None = None  # from the fault's healing to every process ready
     last_ready: str = ""  # the processes that were ready last
@@ -212,7 +213,8 @@ class Checker:
         depths = self._depths()
         report.stuck = depths[HISTORY_QUEUE] + depths[COMMANDS_QUEUE] + depths[DEAD_LETTER_QUEUE] - window.dead_letters
         report.server_errors = len(record.server_errors)
-        report.notes.extend(record.server_errors[:5])
+        report.refused = len(record.refused)
+        report.notes.extend(record.server_errors[:5] + record.refused[:5])
         return report
 
     @staticmethod

@@ -19,6 +19,7 @@ import requests
 from shared.broker import ensure_topology
 from shared.migrate import create_database_if_absent, upgrade
 from tests.support.commands import start_command_consumer
+from tests.support.identity import create_user, token_for
 from tests.support.infra import Infra
 from tests.support.notifier import start_notifier
 from tests.support.processes import ServiceProcess, wait_until
@@ -45,12 +46,14 @@ class System:
     notifiers: list[str]
     processes: dict[str, ServiceProcess]
     stack: Stack
+    token: str  # an editor's bearer token, for the workload and the matrix's own requests
 
     @classmethod
     def start(cls, postgres: PrivatePostgres, rabbit: PrivateRabbit) -> "System":
         database_url = postgres.url.rsplit("/", 1)[0] + "/contacts"
         create_database_if_absent(database_url)
         upgrade(database_url)
+        token = token_for(create_user(database_url, "editor"))
         ensure_topology(rabbit.url)
         broker_proxy, proxied_amqp = proxied(rabbit.url, 5672)
         relay_database_proxy, relay_database = proxied(database_url, 5432)
@@ -73,7 +76,7 @@ class System:
             notifiers.append(base)
         return cls(
             postgres, rabbit, database_url, rabbit.url, broker_proxy, relay_database_proxy,
-            command_api, query_api, notifiers, processes, stack,
+            command_api, query_api, notifiers, processes, stack, token,
         )  # fmt: skip
 
     def stop(self) -> None:
@@ -148,7 +151,8 @@ def _pause(system: System, name: str) -> None:
 
 @dataclass(frozen=True)
 class Fault:
-    """`strike` strikes, holds a lasting fault for the seconds it is given, heals, and returns once the fault is over."""
+    """`strike` strikes, holds a lasting fault for the seconds it is given, heals, and returns once the fault
+    is over."""
 
     name: str
     strike: Callable[[System, float], None]

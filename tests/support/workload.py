@@ -2,11 +2,12 @@
 
 - HTTP writers create contacts with an `Idempotency-Key` and PATCH their own contacts with `If-Match`.
   They retry on `503`, time-outs and dropped connections, with the same key or the same `If-Match`,
-  until they get a definite answer or their patience (`PATIENCE_SECONDS`) runs out.
+  until they get a definite answer or their patience (`PATIENCE_SECONDS`) runs out. They sign in with
+  an editor's bearer token, which no fault may make the services refuse.
 - A RabbitMQ client sends create commands with a `command_id` and `reply_to`, and sends the same
   command again when no reply comes.
-- WebSocket clients follow the stream on several notifiers; when a connection drops they reconnect,
-  to the next notifier, and resume from the last `seq` they saw.
+- WebSocket clients follow the stream on several notifiers, with the same token (`?access_token=`);
+  when a connection drops they reconnect, to the next notifier, and resume from the last `seq` they saw.
 
 Every operation is recorded with its outcome: acknowledged (a definite yes), failed (a definite no) or
 indeterminate (no definite answer within its patience). `tests.support.checker` reads the records.
@@ -21,14 +22,16 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import pika
 import requests
 from websockets.asyncio.client import connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import InvalidStatus, WebSocketException
 
 from shared.broker import COMMANDS_EXCHANGE
 from tests.support.data import new_contact
+from tests.support.identity import signed_in
 
 PATIENCE_SECONDS = 60.0
 REQUEST_TIMEOUT_SECONDS = 5.0
@@ -67,6 +70,7 @@ class Record:
     operations: list[Operation] = field(default_factory=list)
     watchers: list[Watcher] = field(default_factory=list)
     server_errors: list[str] = field(default_factory=list)  # 5xx other than 503 with Retry-After
+    refused: list[str] = field(default_factory=list)  # 401 and 403: the valid token refused
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, operation: Operation) -> Operation:
@@ -84,6 +88,7 @@ class Workload:
         query_api: str,
         notifiers: list[str],
         amqp_url: str,
+        token: str,
         writers: int = 4,
         watchers: int = 20,
     ) -> None:
@@ -92,6 +97,7 @@ class Workload:
         self._query_api = query_api
         self._notifiers = notifiers
         self._amqp_url = amqp_url
+        self._token = token
         self._stopping = threading.Event()
         self._unwatching = threading.Event()
         self._writers = [threading.Thread(target=self._write, name=f"writer-{n}") for n in range(writers)]
@@ -126,7 +132,7 @@ class Workload:
 
     def _write(self) -> None:
         own: list[tuple[int, int]] = []  # (contact id, version) of the contacts this writer created
-        with requests.Session() as session:
+        with signed_in(requests.Session(), self._token) as session:
             while not self._stopping.is_set():
                 if len(own) < 5 or random.random() < 0.3:
                     created = self._create(session)
@@ -191,6 +197,9 @@ class Workload:
                 operation.answers.append(str(reply.status_code))
                 if reply.status_code == 503:
                     operation.unavailable_at.append(sent)
+                if reply.status_code in (401, 403):
+                    with self.record.lock:
+                        self.record.refused.append(f"{operation.kind} {reply.status_code}: {reply.text[:200]}")
                 if reply.status_code < 500:
                     if reply.status_code >= 400:
                         operation.outcome = "failed"
@@ -286,9 +295,12 @@ class Workload:
         turn = index
         while True:
             base = self._notifiers[turn % len(self._notifiers)].replace("http://", "ws://")
-            query = f"?epoch={epoch}&after={watcher.last_seq}" if epoch is not None else ""
+            query = {"access_token": self._token}
+            if epoch is not None:
+                query |= {"epoch": epoch, "after": str(watcher.last_seq)}
+            url = f"{base}/ws?{urlencode(query)}"
             try:
-                async with connect(f"{base}/ws{query}", open_timeout=5, ping_interval=2, ping_timeout=4) as socket:
+                async with connect(url, open_timeout=5, ping_interval=2, ping_timeout=4) as socket:
                     watcher.connections += 1
                     async for message in socket:
                         frame = json.loads(message)
@@ -305,6 +317,9 @@ class Workload:
                             watcher.frames.append(("error", frame.get("detail")))
                         else:
                             watcher.frames.append(("event", frame["seq"]))
+            except InvalidStatus as refused:
+                if refused.response.status_code in (401, 403):
+                    watcher.frames.append(("error", f"the upgrade was refused: {refused.response.status_code}"))
             except (OSError, WebSocketException, TimeoutError):
                 pass
             turn += 1
