@@ -56,23 +56,27 @@ def alternating(runs: Mapping[str, Callable[[], Load]], rounds: int) -> dict[str
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(url: str, lua: str, connections: int, seconds: float, threads: int = 2) -> Load:
+def wrk(url: str, lua: str, connections: int, seconds: float, *, token: str, threads: int = 2) -> Load:
     """Run wrk with a Lua request script for `seconds`; returns its rate and latency percentiles."""
-    with wrk_in_background(url, lua, connections, threads, seconds) as load:
+    with wrk_in_background(url, lua, connections, token=token, threads=threads, seconds=seconds) as load:
         pass
     return load[0]
 
 
 @contextmanager
 def wrk_in_background(
-    url: str, lua: str, connections: int, threads: int = 2, seconds: float | None = None
+    url: str, lua: str, connections: int, *, token: str, threads: int = 2, seconds: float | None = None
 ) -> Iterator[list[Load]]:
     """Run wrk with a Lua request script while the block runs (or for `seconds`, waited for at the block's
-    end); then the yielded list holds its Load."""
+    end); then the yielded list holds its Load.
+
+    Every request carries `token` as its bearer token: wrk puts its `-H` headers in `wrk.headers` before
+    the script runs, and `wrk.format` sends them when the script gives it no headers of its own."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(lua)
     duration = f"{int(seconds)}s" if seconds is not None else "24h"
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}", "--latency", "-s", script.name, url]
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}", "--latency", "-s", script.name]
+    argv += ["-H", f"Authorization: Bearer {token}", url]
     result: list[Load] = []
     try:
         with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as process:

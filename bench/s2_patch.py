@@ -19,6 +19,7 @@ from command_api.store import LOCK, UPDATE, write_parameters
 from psycopg.rows import dict_row
 
 from bench.measure import Load, median, percentile, table, verdict, wrk
+from tests.support.identity import create_user, token_for
 from tests.support.infra import Infra
 from tests.support.processes import wait_until
 from tests.support.stack import Stack, start_command_api, start_relay
@@ -30,10 +31,11 @@ CONTACTS = 2_000
 PATCH_LUA = """
 local ids = {%(ids)s}
 math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+wrk.headers["Content-Type"] = "application/json"  -- next to the bearer token wrk's -H put there
 request = function()
   local id = ids[math.random(#ids)]
   local body = string.format('{"phone": "+1 555 %%07d"}', math.random(0, 9999999))
-  return wrk.format("PATCH", "/api/contacts/" .. id, {["Content-Type"] = "application/json"}, body)
+  return wrk.format("PATCH", "/api/contacts/" .. id, nil, body)
 end
 """
 
@@ -96,8 +98,8 @@ def unpublished(database_url: str) -> int:
         return int(conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()[0])  # type: ignore[index]
 
 
-def patch_load(base: str, ids: list[int], connections: int, seconds: float) -> Load:
-    return wrk(f"{base}/", PATCH_LUA % {"ids": ",".join(map(str, ids))}, connections, seconds)
+def patch_load(base: str, token: str, ids: list[int], connections: int, seconds: float) -> Load:
+    return wrk(f"{base}/", PATCH_LUA % {"ids": ",".join(map(str, ids))}, connections, seconds, token=token)
 
 
 def run(infra: Infra) -> str:
@@ -105,10 +107,11 @@ def run(infra: Infra) -> str:
     try:
         base = start_command_api(stack.launch, "bench-command-api", create_reply_delay_seconds=0, log_level="WARNING")
         start_relay(stack.launch, "bench-relay", log_level="WARNING")
+        token = token_for(create_user(infra.database_url, "editor"))
         ids = seed(infra.database_url, CONTACTS)
         http_ids, sql_ids = ids[: CONTACTS // 2], ids[CONTACTS // 2 :]
-        patch_load(base, http_ids, CLIENTS, 3)  # warm-up
-        api = patch_load(base, http_ids, CLIENTS, SECONDS)
+        patch_load(base, token, http_ids, CLIENTS, 3)  # warm-up
+        api = patch_load(base, token, http_ids, CLIENTS, SECONDS)
         started = time.monotonic()
         wait_until(lambda: unpublished(infra.database_url) == 0, timeout=120, message="the relay to drain")
         drain = time.monotonic() - started

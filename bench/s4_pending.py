@@ -22,6 +22,7 @@ import requests
 from bench.measure import median, percentile, process_tree, rss_bytes, table, verdict
 from bench.s2_patch import patch_load, seed, unpublished
 from shared.settings import Settings
+from tests.support.identity import create_user, token_for
 from tests.support.infra import Infra
 from tests.support.processes import wait_until
 from tests.support.stack import Stack, start_command_api, start_relay
@@ -39,9 +40,11 @@ DELAY = Settings().create_reply_delay_seconds
 Result = tuple[int, float, int | None]  # status (0: the connection failed), seconds to the reply, id
 
 
-def _client_process(port: int, tag: str, first: int, count: int, rate: float, start_at: float) -> list[Result]:
+def _client_process(
+    port: int, token: str, tag: str, first: int, count: int, rate: float, start_at: float
+) -> list[Result]:
     """One client process: `count` creates at `rate` per second from `start_at` (a monotonic time), each
-    over its own connection.
+    over its own connection, with an editor's bearer `token`.
 
     A bare selector loop rather than asyncio streams: the load generator shares the two cores with the
     server it measures, so it should cost as little as it can.
@@ -65,7 +68,7 @@ def _client_process(port: int, tag: str, first: int, count: int, rate: float, st
             index, started, reply = key.data
             try:
                 if not reply and key.events == selectors.EVENT_WRITE:
-                    conn.send(_create_request(first + index, tag))  # a few hundred bytes: one send
+                    conn.send(_create_request(token, first + index, tag))  # a few hundred bytes: one send
                     selector.modify(conn, selectors.EVENT_READ, key.data)
                     continue
                 chunk = conn.recv(65536)
@@ -80,7 +83,7 @@ def _client_process(port: int, tag: str, first: int, count: int, rate: float, st
     return results
 
 
-def _create_request(n: int, tag: str) -> bytes:
+def _create_request(token: str, n: int, tag: str) -> bytes:
     body = json.dumps(
         {
             "first_name": "Pending",
@@ -91,7 +94,8 @@ def _create_request(n: int, tag: str) -> bytes:
     ).encode()
     return (
         b"POST /api/contacts HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-        b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        b"Authorization: Bearer %s\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+        % (token.encode(), len(body), body)
     )
 
 
@@ -122,9 +126,10 @@ def run(infra: Infra) -> str:
         gunicorn = stack.processes[0].process
         assert gunicorn is not None
         port = int(base.rsplit(":", 1)[1])
+        token = token_for(create_user(infra.database_url, "editor"))
         ids = seed(infra.database_url, 1_000)
-        patch_load(base, ids, PROBE_CONNECTIONS, 3)  # warm-up: pools open, code paths hot
-        idle_probe = patch_load(base, ids, PROBE_CONNECTIONS, PROBE_SECONDS)
+        patch_load(base, token, ids, PROBE_CONNECTIONS, 3)  # warm-up: pools open, code paths hot
+        idle_probe = patch_load(base, token, ids, PROBE_CONNECTIONS, PROBE_SECONDS)
         idle_rss = rss_bytes(process_tree(gunicorn.pid))
 
         per_process = CREATES // CLIENT_PROCESSES
@@ -146,6 +151,7 @@ def run(infra: Infra) -> str:
                 pool.submit(
                     _client_process,
                     port,
+                    token,
                     tag,
                     n * per_process,
                     per_process,
@@ -155,7 +161,7 @@ def run(infra: Infra) -> str:
                 for n in range(CLIENT_PROCESSES)
             ]
             time.sleep(max(0.0, start_at + DELAY - PROBE_SECONDS - 0.5 - time.monotonic()))
-            busy_probe = patch_load(base, ids, PROBE_CONNECTIONS, PROBE_SECONDS)
+            busy_probe = patch_load(base, token, ids, PROBE_CONNECTIONS, PROBE_SECONDS)
             results = [result for future in futures for result in future.result()]
         done.set()
         sampler.join()

@@ -19,6 +19,7 @@ from bench.measure import percentile, table, verdict
 from bench.write_load import max_patch_rate, paced_patches, seed
 from shared.broker import EVENTS_EXCHANGE, HISTORY_QUEUE, quorum_queue_arguments
 from shared.settings import Settings
+from tests.support.identity import create_user, token_for
 from tests.support.infra import Infra
 from tests.support.processes import wait_until
 from tests.support.read_side import start_history_worker
@@ -81,8 +82,9 @@ def run(infra: Infra) -> str:
         base = start_command_api(stack.launch, "bench-command-api", create_reply_delay_seconds=0, log_level="WARNING")
         start_relay(stack.launch, "bench-relay", log_level="WARNING")
         worker, _ = start_history_worker(stack.launch, "bench-history-worker", log_level="WARNING")
+        token = token_for(create_user(infra.database_url, "editor"))
         ids = seed(infra.database_url, 2_000)
-        write_max = max_patch_rate(base, ids, min(SECONDS, 5))
+        write_max = max_patch_rate(base, token, ids, min(SECONDS, 5))
 
         def caught_up() -> bool:
             unpublished = scalar(infra.database_url, "SELECT count(*) FROM outbox WHERE published_at IS NULL")
@@ -92,7 +94,7 @@ def run(infra: Infra) -> str:
 
         wait_until(caught_up, timeout=300, message="the history to catch up")
         since = datetime.now(UTC)
-        with paced_patches(base, ids, write_max / 2) as writes:
+        with paced_patches(base, token, ids, write_max / 2) as writes:
             time.sleep(SECONDS)
         written = writes[0]
         wait_until(caught_up, timeout=300, message="the history to catch up")

@@ -33,6 +33,7 @@ from bench.measure import Load, alternating, busy_cores, cpu_burners, percentile
 from bench.write_load import max_patch_rate, paced_patches, seed
 from shared.db import open_pool
 from shared.settings import Settings
+from tests.support.identity import create_user, signed_in, token_for
 from tests.support.infra import Infra
 from tests.support.read_side import start_query_api
 from tests.support.stack import Stack, start_command_api, start_relay
@@ -62,20 +63,21 @@ def search_paths() -> list[str]:
     return [f"/api/contacts?search={quote(term)}&sort={sort}" for term in SEARCHES for sort in SORTS[:2]]
 
 
-def list_paths(base: str) -> list[str]:
+def list_paths(base: str, token: str) -> list[str]:
     """First pages of every sort, and the next page of each (its cursor taken from a real reply)."""
 
     paths = []
-    for sort in SORTS:
-        paths.append(f"/api/contacts?sort={sort}")
-        cursor = requests.get(f"{base}/api/contacts", params={"sort": sort, "limit": "200"}, timeout=30).json()
-        paths.append(f"/api/contacts?sort={sort}&cursor={cursor['next_cursor']}")
+    with signed_in(requests.Session(), token) as http:
+        for sort in SORTS:
+            paths.append(f"/api/contacts?sort={sort}")
+            cursor = http.get(f"{base}/api/contacts", params={"sort": sort, "limit": "200"}, timeout=30).json()
+            paths.append(f"/api/contacts?sort={sort}&cursor={cursor['next_cursor']}")
     return paths
 
 
-def through_http(base: str, paths: list[str], connections: int, seconds: float = SECONDS) -> Load:
+def through_http(base: str, token: str, paths: list[str], connections: int, seconds: float = SECONDS) -> Load:
     lua = LUA % {"paths": ",".join(f'"{path}"' for path in paths)}
-    return wrk(f"{base}/", lua, connections, seconds)
+    return wrk(f"{base}/", lua, connections, seconds, token=token)
 
 
 def direct(views: ContactViews, paths: list[str], clients: int, seconds: float) -> Load:
@@ -105,19 +107,19 @@ def run_threads(targets: list[Callable[[], None]]) -> None:
         thread.join()
 
 
-def _idle_figures(base: str, views: ContactViews, paths: list[str], write_cores: float) -> dict[str, Load]:
+def _idle_figures(base: str, token: str, views: ContactViews, paths: list[str], write_cores: float) -> dict[str, Load]:
     """With no writes: throughput and latency through HTTP and direct, and the latency beside CPU burners."""
     seconds = SECONDS / ROUNDS
 
     def burned() -> Load:
         with cpu_burners(write_cores):
-            return through_http(base, paths, LATENCY_CONNECTIONS, seconds)
+            return through_http(base, token, paths, LATENCY_CONNECTIONS, seconds)
 
     return alternating(
         {
-            "http": lambda: through_http(base, paths, CONNECTIONS, seconds),
+            "http": lambda: through_http(base, token, paths, CONNECTIONS, seconds),
             "sql": lambda: direct(views, paths, CONNECTIONS, seconds),
-            "http_2": lambda: through_http(base, paths, LATENCY_CONNECTIONS, seconds),
+            "http_2": lambda: through_http(base, token, paths, LATENCY_CONNECTIONS, seconds),
             "sql_2": lambda: direct(views, paths, LATENCY_CONNECTIONS, seconds),
             "burned": burned,
         },
@@ -138,27 +140,28 @@ def run(infra: Infra) -> str:
     pool = open_pool(settings, read_only_role=settings.query_database_role)
     try:
         base = start_query_api(stack.launch, "bench-query-api", query_api_workers=2, log_level="WARNING")
-        workloads = {"search": search_paths(), "list": list_paths(base)}
+        token = token_for(create_user(infra.database_url, "editor"))  # reads and writes alike
+        workloads = {"search": search_paths(), "list": list_paths(base, token)}
         views = ContactViews(pool)
         for paths in workloads.values():
-            through_http(base, paths, CONNECTIONS)  # warm the caches
+            through_http(base, token, paths, CONNECTIONS)  # warm the caches
 
         writer = start_command_api(stack.launch, "bench-command-api", create_reply_delay_seconds=0, log_level="WARNING")
         start_relay(stack.launch, "bench-relay", log_level="WARNING")
         ids = seed(infra.database_url, 2_000)
-        write_max = max_patch_rate(writer, ids, min(SECONDS, 5))
-        with paced_patches(writer, ids, write_max / 2) as writes:
+        write_max = max_patch_rate(writer, token, ids, min(SECONDS, 5))
+        with paced_patches(writer, token, ids, write_max / 2) as writes:
             write_cores = busy_cores(min(SECONDS, 5))
             loaded = alternating(
                 {
-                    name: partial(through_http, base, paths, LATENCY_CONNECTIONS, SECONDS / ROUNDS)
+                    name: partial(through_http, base, token, paths, LATENCY_CONNECTIONS, SECONDS / ROUNDS)
                     for name, paths in workloads.items()
                 },
                 ROUNDS,
             )
 
-        figures = {name: _idle_figures(base, views, paths, write_cores) for name, paths in workloads.items()}
-        floor = through_http(base, ["/healthz"], CONNECTIONS)
+        figures = {name: _idle_figures(base, token, views, paths, write_cores) for name, paths in workloads.items()}
+        floor = through_http(base, token, ["/healthz"], CONNECTIONS)
     finally:
         pool.close()
         stack.stop()

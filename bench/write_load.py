@@ -17,20 +17,21 @@ PACED_CONNECTIONS = 128
 _PACED_LUA = PATCH_LUA + "\ndelay = function() return %(delay_ms)d end\n"
 
 
-def max_patch_rate(base: str, ids: list[int], seconds: float) -> float:
-    """PATCHes per second command-api sustains at S2's concurrency."""
-    return patch_load(base, ids, CLIENTS, seconds).rate
+def max_patch_rate(base: str, token: str, ids: list[int], seconds: float) -> float:
+    """PATCHes per second command-api sustains at S2's concurrency, sent with an editor's `token`."""
+    return patch_load(base, token, ids, CLIENTS, seconds).rate
 
 
 @contextmanager
-def paced_patches(base: str, ids: list[int], rate: float) -> Iterator[list[Load]]:
-    """PATCH random contacts at about `rate` per second while the block runs; then the yielded list holds
-    the Load wrk measured, its rate the true one. A connection's pause is its share of the interval less
-    a reply's median latency (which wrk times without the pause), taken from a 3-second run first."""
+def paced_patches(base: str, token: str, ids: list[int], rate: float) -> Iterator[list[Load]]:
+    """PATCH random contacts at about `rate` per second, with an editor's `token`, while the block runs;
+    then the yielded list holds the Load wrk measured, its rate the true one. A connection's pause is its
+    share of the interval less a reply's median latency (which wrk times without the pause), taken from a
+    3-second run first."""
     interval_ms = PACED_CONNECTIONS * 1000 / rate
-    trial = wrk(f"{base}/", _paced(ids, interval_ms), PACED_CONNECTIONS, 3)
+    trial = wrk(f"{base}/", _paced(ids, interval_ms), PACED_CONNECTIONS, 3, token=token)
     delay_ms = max(0.0, interval_ms - trial.p50_ms)
-    with wrk_in_background(f"{base}/", _paced(ids, delay_ms), PACED_CONNECTIONS) as load:
+    with wrk_in_background(f"{base}/", _paced(ids, delay_ms), PACED_CONNECTIONS, token=token) as load:
         yield load
 
 
