@@ -19,7 +19,7 @@ from time import monotonic
 from bench.measure import median, rss_bytes, table, verdict
 from bench.ws_clients import Fleet
 from tests.support.infra import Infra
-from tests.support.notifier import RelayLike, start_notifier
+from tests.support.notifier import RelayLike, start_notifier, ws_url
 from tests.support.processes import free_port, wait_until
 from tests.support.stack import Stack
 
@@ -71,7 +71,7 @@ def notifier_server(infra: Infra) -> Iterator[Server]:
     try:
         base, process = start_notifier(stack.launch, "bench-notifier", log_level="WARNING")
         assert process.process is not None
-        yield Server("notifier", base.replace("http://", "ws://") + "/ws", process.process.pid, hello=True)
+        yield Server("notifier", ws_url(base), process.process.pid, hello=True)
     finally:
         stack.stop()
 

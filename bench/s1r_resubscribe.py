@@ -20,7 +20,7 @@ import requests
 from bench.measure import table, verdict
 from bench.ws_clients import Fleet
 from tests.support.infra import Infra
-from tests.support.notifier import start_notifier
+from tests.support.notifier import start_notifier, ws_url
 from tests.support.processes import wait_until
 from tests.support.stack import Stack, start_relay
 from tests.support.tcp_proxy import proxied
@@ -72,7 +72,7 @@ def run(infra: Infra) -> str:
             log_level="WARNING",
         )
         start = last_seq(infra.database_url)
-        fleet = Fleet(base.replace("http://", "ws://") + "/ws", CLIENTS, skip_first=True, record=True)
+        fleet = Fleet(ws_url(base), CLIENTS, skip_first=True, record=True)
         try:
             writer.start()
             sleep(WRITING_SECONDS)

@@ -21,6 +21,7 @@ from psycopg.types.json import Json
 from bench.measure import median, percentile, table, verdict
 from bench.s1_fanout import CLIENT_COUNTS, Server, bare_server, notifier_server
 from bench.ws_clients import Fleet
+from tests.support.identity import create_user, signed_in, token_for
 from tests.support.infra import Infra
 from tests.support.notifier import RelayLike, event_body
 from tests.support.stack import Stack, start_command_api, start_relay
@@ -86,7 +87,7 @@ def run(infra: Infra) -> str:
     contact_id = seed_contact(infra.database_url)
     commits = commit_samples(infra.database_url, contact_id)
     stack = Stack(infra)
-    http = requests.Session()
+    http = signed_in(requests.Session(), token_for(create_user(infra.database_url, "editor")))
 
     def patch() -> None:
         phone = f"+1 555 {random.randrange(10**7):07d}"
@@ -109,7 +110,10 @@ def run(infra: Infra) -> str:
 
     rows, lines = [], []
     try:
-        base = start_command_api(stack.launch, "bench-command-api", create_reply_delay_seconds=0, log_level="WARNING")
+        # One editor writes every sample: its writes are not to be limited (WRITES_PER_USER) but measured.
+        base = start_command_api(
+            stack.launch, "bench-command-api", create_reply_delay_seconds=0, log_level="WARNING", writes_per_user=10**9
+        )
         start_relay(stack.launch, "bench-relay", log_level="WARNING", relay_poll_seconds=0.2)
         for clients in CLIENT_COUNTS:
             bare_ms = floor_fanout(clients)

@@ -31,8 +31,9 @@ class Fleet:
     def __init__(
         self, url: str, clients: int, stalled: int = 0, skip_first: bool = False, record: bool = False
     ) -> None:
-        """`clients` connections to `url`, the first `stalled` of them never reading; `skip_first` ignores a hello;
-        `record` keeps every client's seqs for `audit`."""
+        """`clients` connections to `url` (the notifier's signed in with `?access_token=`: see
+        `tests.support.notifier.ws_url`), the first `stalled` of them never reading; `skip_first` ignores a
+        hello; `record` keeps every client's seqs for `audit`."""
         processes = max(1, math.ceil(clients / PER_PROCESS))
         context = multiprocessing.get_context("spawn")
         self._pipes: list[Connection] = []

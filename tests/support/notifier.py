@@ -51,18 +51,18 @@ def listener_token(seconds: float = 43_200, name: str = "Live Client") -> str:
 LISTENER_TOKEN = listener_token()
 
 
+def ws_url(base: str, query: str = "", token: str | None = LISTENER_TOKEN) -> str:
+    """The notifier's `/ws` at `base` (http), with `query`, signed in with `?access_token=` as the web app
+    is, unless `token` is None."""
+    signed_in = "&".join(part for part in (query, token and urlencode({"access_token": token})) if part)
+    return base.replace("http://", "ws://") + "/ws" + (f"?{signed_in}" if signed_in else "")
+
+
 class LiveClient:
-    """A WebSocket client of `/ws` that reads JSON frames with a timeout; signed in with `?access_token=`,
-    as the web app is, unless `token` is None."""
+    """A WebSocket client of `/ws` (see `ws_url`) that reads JSON frames with a timeout."""
 
     def __init__(self, base: str, query: str = "", token: str | None = LISTENER_TOKEN, **options: Any) -> None:
-        signed_in = "&".join(part for part in (query, token and urlencode({"access_token": token})) if part)
-        self.connection: ClientConnection = connect(
-            base.replace("http://", "ws://") + "/ws" + (f"?{signed_in}" if signed_in else ""),
-            open_timeout=10,
-            legacy=True,
-            **options,
-        )
+        self.connection: ClientConnection = connect(ws_url(base, query, token), open_timeout=10, legacy=True, **options)
 
     def receive(self, timeout: float = 10.0) -> dict[str, Any]:
         return dict(json.loads(self.connection.recv(timeout=timeout * TIMEOUT_FACTOR)))
