@@ -437,3 +437,22 @@ def test_a_live_connection_is_closed_with_4003_once_its_session_is_signed_out_an
     with pytest.raises(InvalidStatus) as refused:
         LiveClient(notifier, token=token)
     assert refused.value.response.status_code == 401
+
+
+def test_the_live_connections_of_a_user_an_admin_disables_are_closed_with_4003(
+    notifier: str, command_api: str, infra: Infra, admin_token: str
+) -> None:
+    user = create_user(infra.database_url, "viewer")
+    clients = [LiveClient(notifier, token=token_for(user)) for _ in range(2)]
+    for client in clients:
+        client.hello()
+    disabled = requests.patch(
+        f"{command_api}/api/users/{user['id']}",
+        json={"disabled": True},
+        headers={"Authorization": f"Bearer {admin_token}"},
+        timeout=10,
+    )
+    assert disabled.status_code == 200, disabled.text
+    for client in clients:
+        closed = client.close_frame()
+        assert closed is not None and (closed.code, closed.reason) == (4003, "session revoked")
