@@ -25,6 +25,7 @@ from shared.db import open_pool
 from shared.health import broker_reachable, database_ready
 from shared.http import TOKEN, json_response, serve_common
 from shared.identity import SESSION_COOKIE, Identity
+from shared.limits import limit_requests
 from shared.logs import configure_logging, correlation_id
 from shared.models import Contact
 from shared.settings import Settings, get_settings
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     identity = Identity.start(settings, settings.database_url)
     accounts = Accounts(pool, identity.tokens, settings)
     serve_common(app, openapi_document, readiness, identity)
+    limit_requests(app, pool, settings)  # after serve_common: its identity hook sets g.caller
 
     def handle(command: Command, idempotency_key: str | None = None) -> Contact | None:
         return handlers.handle(command, Origin("api", correlation_id.get(), idempotency_key, g.caller.actor()))
