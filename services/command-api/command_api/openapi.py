@@ -128,6 +128,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         **_reply(200, "Session", "signed in", headers=cookie),
                         **problem_responses(400, 401, 413, 415, 422),
+                        **TOO_MANY_REQUESTS,
                     },
                 },
                 "get": {
@@ -153,6 +154,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         **_reply(201, "User", "created", headers={"Location": {"schema": {"type": "string"}}}),
                         **problem_responses(400, 401, 403, 409, 413, 415, 422),
+                        **TOO_MANY_REQUESTS,
                     },
                 },
             },
@@ -162,7 +164,11 @@ def openapi_document() -> dict[str, Any]:
                     "a new role or password, or disabling, signs them out everywhere",
                     "parameters": [user_id],
                     "requestBody": _body("UserPatch"),
-                    "responses": {**_reply(200, "User"), **problem_responses(400, 401, 403, 404, 413, 415, 422)},
+                    "responses": {
+                        **_reply(200, "User"),
+                        **problem_responses(400, 401, 403, 404, 413, 415, 422),
+                        **TOO_MANY_REQUESTS,
+                    },
                 },
             },
         },
