@@ -123,11 +123,14 @@ def test_a_command_id_postgresql_cannot_store_is_refused_naming_it(
     assert reason is not None and reason.startswith("invalid-command: ")
 
 
-def test_a_lone_surrogate_is_not_json(wire: FuzzPublisher, contact: dict[str, Any], infra: Infra) -> None:
-    reply, reason = ask(
-        wire, b'{"command": "update", "contact_id": %d, "data": {"last_name": "\\ud800"}}' % contact["id"]
-    )
-    assert reply["status"] == 400 and reason is not None and reason.startswith("not-json: ")
+def test_a_lone_surrogate_is_refused_naming_its_field(
+    wire: FuzzPublisher, contact: dict[str, Any], infra: Infra
+) -> None:
+    """As on HTTP: 422, the field named (PostgreSQL could store no such text)."""
+    body = b'{"command": "update", "contact_id": %d, "data": {"last_name": "\\ud800"}}' % contact["id"]
+    reply, reason = ask(wire, body)
+    assert (reply["status"], reply["error"]["errors"][0]["field"]) == (422, "last_name")
+    assert reason is not None and reason.startswith("validation: ")
     assert stored(infra, contact["id"]) == (1, "Lovelace")
 
 
