@@ -9,8 +9,8 @@ headers and properties, publishes each batch, then a valid command. Property, fo
 - the valid command after the batch is applied promptly: the queue never stalls;
 - the consumer runs on: the same process, the same connection, no ERROR in its log.
 
-The run is bounded by `FUZZ_SECONDS` (60 by default, a third of it spent here); a failing example is
-shrunk and saved in `.hypothesis/`, so the next run tries it first.
+The run is bounded by `FUZZ_SECONDS` (60 by default, a third of it spent here). A failing batch is not
+shrunk (a step costs a consumer restart), but saved in `.hypothesis/`, so the next run tries it first.
 """
 
 import json
