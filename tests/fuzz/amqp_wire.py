@@ -15,6 +15,7 @@ from typing import Any
 
 import pika
 import pika.data
+from hypothesis import HealthCheck, Phase
 from hypothesis import strategies as st
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ChannelClosedByBroker
@@ -22,6 +23,15 @@ from pika.exceptions import ChannelClosedByBroker
 from shared.broker import DEAD_LETTER_EXCHANGE, declare_topology
 from tests.support.amqp import BrokerClient
 from tests.support.processes import TIMEOUT_FACTOR
+
+#: hypothesis settings for a batch of messages against a real consumer: no deadline (a batch takes a broker's
+#: and a database's time), and no shrinking (a batch is short, and a shrink step costs as much as a batch).
+BATCH_SETTINGS: dict[str, Any] = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+    "phases": [Phase.explicit, Phase.reuse, Phase.generate],
+    "print_blob": True,
+}
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ headers and properties, publishes each batch, then a valid command. Property, fo
 - the valid command after the batch is applied promptly: the queue never stalls;
 - the consumer runs on: the same process, the same connection, no ERROR in its log.
 
-The run is bounded by `FUZZ_SECONDS` (60 by default, a third of it spent here); a failing example is
-shrunk and saved in `.hypothesis/`, so the next run tries it first.
+The run is bounded by `FUZZ_SECONDS` (60 by default, a third of it spent here). A failing batch is not
+shrunk (a step costs a consumer restart), but saved in `.hypothesis/`, so the next run tries it first.
 """
 
 import json
@@ -25,12 +25,13 @@ import pika
 import psycopg
 import pytest
 import requests
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.broker import COMMANDS_EXCHANGE, COMMANDS_QUEUE, DEATH_REASON_HEADER
 from shared.commands import HEADER_FIELDS
 from tests.fuzz.amqp_wire import (
+    BATCH_SETTINGS,
     FuzzPublisher,
     Sent,
     any_text,
@@ -45,8 +46,9 @@ from tests.fuzz.amqp_wire import (
 from tests.support.asyncapi import check_message
 from tests.support.commands import CommandBus, start_command_consumer
 from tests.support.infra import Infra
-from tests.support.processes import LOGS, ServiceProcess, wait_until
+from tests.support.processes import LOGS, ServiceProcess
 from tests.support.stack import Stack
+from tests.support.watch import log_since, log_size, wait_consuming
 
 pytestmark = pytest.mark.integration
 
@@ -95,10 +97,10 @@ class Consumer:
             self._stack.stop()
             with pika.BlockingConnection(pika.URLParameters(self._infra.amqp_url)) as connection:
                 connection.channel().queue_purge(COMMANDS_QUEUE)  # what killed the last one
-            self._log_from = LOG.stat().st_size if LOG.exists() else 0
+            log_from = log_size(LOG)
             self.process = start_command_consumer(self._stack.launch, LOG.stem, create_reply_delay_seconds=0)
-            wait_until(lambda: "consuming " + COMMANDS_QUEUE in self.log_since_example(), message="it to consume")
-        self._log_from = LOG.stat().st_size
+            wait_consuming(self.process, COMMANDS_QUEUE, log_from)
+        self._log_from = log_size(LOG)
         return self.process
 
     def outcomes(self) -> Counter[str]:
@@ -112,9 +114,7 @@ class Consumer:
         return counts
 
     def log_since_example(self) -> str:
-        with LOG.open("rb") as log:
-            log.seek(self._log_from)
-            return log.read().decode(errors="replace")
+        return log_since(LOG, self._log_from)
 
     def stop(self) -> None:
         self._stack.stop()
@@ -342,10 +342,7 @@ def test_every_message_is_applied_once_or_dead_lettered_with_its_reason_and_the_
 
     @settings(
         max_examples=BATCHES,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-        phases=[Phase.explicit, Phase.reuse, Phase.generate],  # no shrinking: a batch is short, a shrink step slow
-        print_blob=True,
+        **BATCH_SETTINGS,
     )
     @given(st.lists(messages(targets, infra.amqp_user), min_size=1, max_size=12))
     def fuzz(batch: list[Message]) -> None:

@@ -17,7 +17,8 @@ from tests.fuzz.events import real_event, version_exists
 from tests.support.infra import Infra
 from tests.support.processes import LOGS, ServiceProcess, wait_until
 from tests.support.read_side import start_history_worker
-from tests.support.stack import Stack
+from tests.support.stack import Launch
+from tests.support.watch import consuming, unharmed
 
 pytestmark = pytest.mark.integration
 
@@ -25,34 +26,23 @@ LOG = LOGS / "history-worker-hostile.log"
 _ids = iter(range(4 * 10**12 + uuid.uuid4().int % 10**9 * 1000, 2**62))
 
 
-def written_since(offset: int) -> str:
-    with LOG.open("rb") as log:
-        log.seek(offset)
-        return log.read().decode(errors="replace")
-
-
 @pytest.fixture(scope="module")
 def worker(infra: Infra) -> Iterator[ServiceProcess]:
-    stack = Stack(infra)
-    log_from = LOG.stat().st_size if LOG.exists() else 0
-    process, _probes = start_history_worker(stack.launch, LOG.stem, history_batch_wait_ms=20)
-    wait_until(lambda: "consuming " + HISTORY_QUEUE in written_since(log_from), message="the worker to consume")
-    yield process
-    stack.stop()
+    with consuming(infra, HISTORY_QUEUE, LOG.stem, _worker) as worker:
+        yield worker
+
+
+def _worker(launch: Launch, name: str) -> ServiceProcess:
+    return start_history_worker(launch, name, history_batch_wait_ms=20)[0]
 
 
 @pytest.fixture
 def wire(infra: Infra, worker: ServiceProcess) -> Iterator[FuzzPublisher]:
     """A publisher of raw events; after the test, the worker must be the one it was, on its first connection."""
-    assert worker.process is not None
-    pid, log_from = worker.process.pid, LOG.stat().st_size
-    publisher = FuzzPublisher(infra.amqp_url)
-    yield publisher
-    publisher.close()
-    written = written_since(log_from)
-    assert worker.process.poll() is None and worker.process.pid == pid, "the worker died"
-    assert '"level": "ERROR"' not in written, written
-    assert "consuming " + HISTORY_QUEUE not in written, f"the worker reconnected:\n{written}"
+    with unharmed(worker, HISTORY_QUEUE):
+        publisher = FuzzPublisher(infra.amqp_url)
+        yield publisher
+        publisher.close()
 
 
 def publish(wire: FuzzPublisher, event: dict[str, Any], **properties: Any) -> Sent:

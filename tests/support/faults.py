@@ -151,8 +151,7 @@ def _pause(system: System, name: str) -> None:
 
 @dataclass(frozen=True)
 class Fault:
-    """`strike` strikes, holds a lasting fault for the seconds it is given, heals, and returns once the fault
-    is over."""
+    """`strike` strikes, holds a lasting fault for the seconds it is given, heals, and returns when it is over."""
 
     name: str
     strike: Callable[[System, float], None]
