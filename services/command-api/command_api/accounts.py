@@ -37,7 +37,6 @@ MIN_PASSWORD_LENGTH = 12
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]*$"
 
 
-
 def _utf8(value: str) -> str:
     """The value, if it can be written as UTF-8 (argon2 hashes those bytes; PostgreSQL stores them)."""
     try:
@@ -171,9 +170,7 @@ class Accounts:
         new = _validated(NewUser, body)
         try:
             with self._pool.connection() as conn:
-                user = AccountStore(conn).insert_user(
-                    new.username, new.name, new.role, self._hasher.hash(new.password)
-                )
+                user = AccountStore(conn).insert_user(new.username, new.name, new.role, self._hasher.hash(new.password))
         except errors.UniqueViolation:
             raise DuplicateUsername() from None
         log.info("user created", extra={"user_id": user["id"], "role": user["role"], "by": by.id})
