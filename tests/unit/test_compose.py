@@ -69,10 +69,14 @@ def test_every_process_make_run_starts_is_a_service_running_the_same_command() -
     assert ours == set(procfile()) | {"migrate"}
 
 
-def test_the_migrations_run_once_as_make_migrate_runs_them_before_every_service_of_ours() -> None:
+def test_the_migrations_run_as_make_migrate_runs_them_then_the_first_admin_is_made_before_every_service() -> None:
     recipe = re.search(r"^migrate:.*\n\t(.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
     assert recipe is not None
-    assert shlex.split(SERVICES["migrate"]["command"]) == shlex.split(recipe.group(1))
+    ensure_admin = "python -m command_api.accounts ensure-admin"
+    assert ensure_admin in (ROOT / "Makefile").read_text(), "make run makes the first admin the same way"
+    assert shlex.split(SERVICES["migrate"]["command"]) == ["sh", "-c", f"{recipe.group(1)} && {ensure_admin}"]
+    assert "ADMIN_PASSWORD" in SERVICES["migrate"]["environment"]
+    assert "ADMIN_PASSWORD: ${ADMIN_PASSWORD:?set it in .env}" in (ROOT / "docker-compose.yml").read_text()
     assert SERVICES["migrate"]["restart"] == "no"
     assert SERVICES["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     for name in set(procfile()) - {"gateway"}:
@@ -231,3 +235,9 @@ def test_the_broker_renders_and_loads_the_definitions_at_every_start() -> None:
     conf = (ROOT / "deploy/rabbitmq/rabbitmq.conf").read_text()
     assert "load_definitions = /etc/rabbitmq/definitions.json" in conf.splitlines()
     assert "/etc/rabbitmq/definitions.json" in (ROOT / "deploy/rabbitmq/start.sh").read_text()
+
+
+def test_only_the_services_that_check_tokens_get_the_signing_keys_and_compose_requires_them() -> None:
+    holders = {name for name, service in SERVICES.items() if "IDENTITY_SIGNING_KEYS" in service.get("environment", {})}
+    assert holders == {"command-api", "query-api", "notifier"}
+    assert "${IDENTITY_SIGNING_KEYS:?set it in .env}" in (ROOT / "docker-compose.yml").read_text()
