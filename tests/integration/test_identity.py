@@ -193,6 +193,13 @@ def test_a_wrong_password_and_an_unknown_user_get_the_same_answer_in_about_the_s
     assert 0.5 < ratio < 2.0, ratio
 
 
+@pytest.mark.parametrize("username", ["ada\u0000", "\u0000", "x" * 200, "ada lovelace", "é"])
+def test_a_username_no_one_can_have_is_a_wrong_username_like_any_other(services: dict[str, str], username: str) -> None:
+    """Found by schemathesis: a NUL in the username reached PostgreSQL, which refused it (a 500)."""
+    reply = sign_in(services, username, "not the password at all")
+    assert_unauthenticated(reply, "Bearer")
+
+
 def test_a_cookie_writes_only_from_the_apps_own_origin(services: dict[str, str], infra: Infra) -> None:
     user = create_user(infra.database_url, "editor", password="correct horse battery")
     cookies = {SESSION_COOKIE: sign_in(services, user["username"], "correct horse battery").cookies[SESSION_COOKIE]}

@@ -9,6 +9,7 @@ theirs in the same transaction: a token never carries a stale role, and theirs s
 
 import argparse
 import logging
+import re
 import secrets
 import time
 import uuid
@@ -35,6 +36,11 @@ log = logging.getLogger(__name__)
 
 MIN_PASSWORD_LENGTH = 12
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]*$"
+MAX_USERNAME_LENGTH = 64
+
+
+def _could_be_a_username(value: str) -> bool:
+    return len(value) <= MAX_USERNAME_LENGTH and re.fullmatch(USERNAME_PATTERN, value) is not None
 
 
 def _utf8(value: str) -> str:
@@ -47,7 +53,7 @@ def _utf8(value: str) -> str:
 
 
 Role = Literal["viewer", "editor", "admin"]
-Username = Annotated[str, Field(min_length=1, max_length=64, pattern=USERNAME_PATTERN)]
+Username = Annotated[str, Field(min_length=1, max_length=MAX_USERNAME_LENGTH, pattern=USERNAME_PATTERN)]
 DisplayName = Annotated[Name, AfterValidator(_utf8)]
 # A password is hashed, never stored: any characters, but a bound on what a request makes argon2 read.
 Password = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=1024), AfterValidator(_utf8)]
@@ -136,8 +142,10 @@ class Accounts:
 
     def sign_in(self, body: Any) -> SignedIn:
         given = _validated(SignIn, body)
-        with self._pool.connection() as conn:
-            user = AccountStore(conn).credentials_of(given.username)
+        user = None
+        if _could_be_a_username(given.username):  # else no one has it (a NUL, say): not even looked up
+            with self._pool.connection() as conn:
+                user = AccountStore(conn).credentials_of(given.username)
         refusal = self._refusal(user, given.password)
         if refusal is not None:
             log.warning("sign-in refused", extra={"username": given.username, "reason": refusal})
