@@ -162,6 +162,11 @@ def cpu_burners(cores: float, processes: int = 2) -> Iterator[None]:
             burner.join()
 
 
+def load_row(what: str, load: Load) -> tuple[str, str, str, str]:
+    """A row of a table of loads: what ran, its rate per second, its p50 and p99 in ms."""
+    return (what, f"{load.rate:.0f}", f"{load.p50_ms:.1f}", f"{load.p99_ms:.1f}")
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]

@@ -18,7 +18,7 @@ import psycopg
 from command_api.store import LOCK, UPDATE, write_parameters
 from psycopg.rows import dict_row
 
-from bench.measure import Load, median, percentile, table, verdict, wrk
+from bench.measure import Load, load_row, median, percentile, table, verdict, wrk
 from tests.support.identity import create_user, token_for
 from tests.support.infra import Infra
 from tests.support.processes import wait_until
@@ -122,8 +122,8 @@ def run(infra: Infra) -> str:
         stack.stop()
     ratio = api.rate / direct.rate
     rows = [
-        ("command-api PATCH (HTTP, events relayed)", f"{api.rate:.0f}", f"{api.p50_ms:.1f}", f"{api.p99_ms:.1f}"),
-        ("same transaction, psycopg direct", f"{direct.rate:.0f}", f"{direct.p50_ms:.1f}", f"{direct.p99_ms:.1f}"),
+        load_row("command-api PATCH (HTTP, events relayed)", api),
+        load_row("same transaction, psycopg direct", direct),
         ("pgbench simple-update (reference)", f"{pgbench_tps:.0f}", "", ""),
     ]
     return "\n".join(

@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from bench.measure import alternating, table, verdict
+from bench.measure import alternating, load_row, table, verdict
 from bench.s2_patch import CLIENTS, CONTACTS, patch_load, pgbench_simple_update, seed
 from tests.support.identity import create_user, token_for
 from tests.support.infra import Infra
@@ -54,8 +54,8 @@ def run(infra: Infra) -> str:
     on, off = loads["checked"], loads["unchecked"]
     ratio = on.rate / off.rate
     rows = [
-        ("command-api as shipped (token checked)", f"{on.rate:.0f}", f"{on.p50_ms:.1f}", f"{on.p99_ms:.1f}"),
-        ("the same with the check taken out", f"{off.rate:.0f}", f"{off.p50_ms:.1f}", f"{off.p99_ms:.1f}"),
+        load_row("command-api as shipped (token checked)", on),
+        load_row("the same with the check taken out", off),
         ("pgbench simple-update (the day's reference)", f"{pgbench_tps:.0f}", "", ""),
     ]
     return "\n".join(
