@@ -29,7 +29,7 @@ from query_api.params import parse_list_query
 from query_api.views import ContactViews
 
 from bench.dataset import generate_contacts
-from bench.measure import Load, alternating, busy_cores, cpu_burners, percentile, table, verdict, wrk
+from bench.measure import Load, alternating, busy_cores, cpu_burners, load_row, percentile, table, verdict, wrk
 from bench.write_load import max_patch_rate, paced_patches, seed
 from shared.db import open_pool
 from shared.settings import Settings
@@ -127,10 +127,6 @@ def _idle_figures(base: str, token: str, views: ContactViews, paths: list[str], 
     )
 
 
-def _row(label: str, load: Load) -> tuple[str, str, str, str]:
-    return (label, f"{load.rate:.0f}", f"{load.p50_ms:.1f}", f"{load.p99_ms:.1f}")
-
-
 def run(infra: Infra) -> str:
     started = time.monotonic()
     generate_contacts(infra.database_url, CONTACTS)
@@ -175,12 +171,12 @@ def run(infra: Infra) -> str:
         slowdown = loaded[name].p99_ms / p99
         bound = floor.rate / (floor.rate + idle["sql"].rate)
         rows += [
-            _row(f"{name}: query-api (HTTP), {CONNECTIONS} clients", idle["http"]),
-            _row(f"{name}: same SQL, psycopg direct, {CONNECTIONS} clients", idle["sql"]),
-            _row(f"{name}: query-api (HTTP), {LATENCY_CONNECTIONS} clients", idle["http_2"]),
-            _row(f"{name}: same SQL, psycopg direct, {LATENCY_CONNECTIONS} clients", idle["sql_2"]),
-            _row(f"{name}: query-api (HTTP), {LATENCY_CONNECTIONS} clients, under writes", loaded[name]),
-            _row(f"{name}: query-api (HTTP), {LATENCY_CONNECTIONS} clients, beside CPU burners", idle["burned"]),
+            load_row(f"{name}: query-api (HTTP), {CONNECTIONS} clients", idle["http"]),
+            load_row(f"{name}: same SQL, psycopg direct, {CONNECTIONS} clients", idle["sql"]),
+            load_row(f"{name}: query-api (HTTP), {LATENCY_CONNECTIONS} clients", idle["http_2"]),
+            load_row(f"{name}: same SQL, psycopg direct, {LATENCY_CONNECTIONS} clients", idle["sql_2"]),
+            load_row(f"{name}: query-api (HTTP), {LATENCY_CONNECTIONS} clients, under writes", loaded[name]),
+            load_row(f"{name}: query-api (HTTP), {LATENCY_CONNECTIONS} clients, beside CPU burners", idle["burned"]),
         ]
         errors = loaded[name].errors + sum(load.errors for load in idle.values())
         lines += [
