@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from tests.support.data import new_contact
+from tests.support.identity import create_user, token_for
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -210,18 +211,35 @@ def test_an_idempotency_key_replays_the_same_contact_and_refuses_another_body(
 
 @pytest.mark.parametrize("key", ["k" * 200, "!", "~{}[]\"'`", "é", "a b", "x" * 201, ""])
 def test_an_idempotency_key_is_accepted_exactly_when_the_document_allows_it(
-    command_api: str, http: requests.Session, key: str
+    command_api: str, http: requests.Session, infra: Infra, key: str
 ) -> None:
+    fresh_editor = create_user(infra.database_url, "editor")
     schema = next(
         parameter["schema"]
         for parameter in http.get(f"{command_api}/openapi.json").json()["paths"]["/api/contacts"]["post"]["parameters"]
         if parameter["name"] == "Idempotency-Key"
     )
     documented = jsonschema.Draft202012Validator(schema).is_valid(key)
-    reply = http.post(
-        f"{command_api}/api/contacts", json=new_contact(), headers={"Idempotency-Key": key.encode("latin-1")}
-    )
+    # A caller of its own, whose keys no other test (the fuzzers, say) has used: keys are the caller's.
+    headers: dict[str, str | bytes] = {
+        "Idempotency-Key": key.encode("latin-1"),
+        "Authorization": f"Bearer {token_for(fresh_editor)}",
+    }
+    reply = requests.post(f"{command_api}/api/contacts", json=new_contact(), headers=headers)
     assert reply.status_code == (201 if documented else 400), reply.text
+
+
+def test_an_idempotency_key_is_the_callers_own(command_api: str, infra: Infra) -> None:
+    """The same key and body from another person is a create of theirs, not a replay of the first one's
+    contact: here its email is taken, so a 409."""
+    body = new_contact()
+    replies = []
+    for _ in range(2):
+        token = token_for(create_user(infra.database_url, "editor"))
+        headers = {"Idempotency-Key": "the-same-key", "Authorization": f"Bearer {token}"}
+        replies.append(requests.post(f"{command_api}/api/contacts", json=body, headers=headers))
+    assert replies[0].status_code == 201, replies[0].text
+    assert_problem(replies[1], 409, "email")
 
 
 def test_unsupported_methods_and_paths_are_problems(command_api: str, http: requests.Session) -> None:

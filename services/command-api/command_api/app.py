@@ -154,13 +154,14 @@ def _json_body() -> Any:
 
 
 def _idempotency_key() -> str | None:
-    """The request's Idempotency-Key, stored apart from the `command_id`s of RabbitMQ commands."""
+    """The request's Idempotency-Key, scoped to its caller (one person's key never meets another's, as the
+    IETF draft asks), and stored apart from the `command_id`s of RabbitMQ commands."""
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
     if not TOKEN.fullmatch(key):
         raise BadRequest("Idempotency-Key must be 1 to 200 visible ASCII characters")
-    return f"http:{key}"
+    return f"http:{g.caller.id}:{key}"
 
 
 def _expected_version() -> int | None:

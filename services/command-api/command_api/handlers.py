@@ -128,7 +128,10 @@ def apply(store: ContactStore, command: Command, origin: Origin) -> Contact | No
                 )
             current, now = _locked(store, contact_id, expected_version)
             merged = {**current.data(), **patch}
-            data = _validated({field: value for field, value in merged.items() if value is not None}, current.email)
+            # null removes a field (RFC 7396), which leaves a mandatory one missing; an unknown field, null or
+            # not, stays for validation to refuse, as in any other write.
+            kept = {field: value for field, value in merged.items() if value is not None or field not in CONTACT_FIELDS}
+            data = _validated(kept, current.email)
             return _update(store, current, now, data, origin)
         case DeleteContact(contact_id, expected_version):
             current, now = _locked(store, contact_id, expected_version)
