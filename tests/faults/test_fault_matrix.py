@@ -100,8 +100,9 @@ def test_no_acknowledged_write_is_lost_or_doubled_and_every_client_resumes(
     time.sleep(FAULT_SECONDS)
     workload.stop_writing()
     settled = wait_until(lambda: checker.settled(window), timeout=60, interval=0.2, message="the events to settle")
-    record = workload.stop_watching(checker.head(), timeout=30 * TIMEOUT_FACTOR)
-    report: Report = checker.report(fault.name, window, record, checker.head(), healed)
+    head = checker.head()  # settled: no event is numbered after this
+    record = workload.stop_watching(head, timeout=30 * TIMEOUT_FACTOR)
+    report: Report = checker.report(fault.name, window, record, head, healed)
     report.recovery_seconds, report.last_ready, report.first_write = recovery
     report.first_read = first_read
     results.append(report.as_row())

@@ -1,13 +1,38 @@
-"""Contact events as the relay publishes them, and whether one has its version row: for the history worker's tests."""
+"""For the history worker's hostile-input tests: the worker under test, contact events as the relay
+publishes them, and whether one has its version row."""
 
+import contextlib
+import itertools
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from pydantic_core import from_json
 
+from shared.broker import HISTORY_QUEUE
 from tests.support.infra import Infra
+from tests.support.processes import ServiceProcess
+from tests.support.read_side import start_history_worker
+from tests.support.stack import Launch
+from tests.support.watch import consuming
+
+
+@contextlib.contextmanager
+def history_worker(infra: Infra, name: str) -> Iterator[ServiceProcess]:
+    """A history worker logging to `name`.log, once it consumes its queue; stopped after the block."""
+
+    def start(launch: Launch, name: str) -> ServiceProcess:
+        return start_history_worker(launch, name, history_batch_wait_ms=20)[0]
+
+    with consuming(infra, HISTORY_QUEUE, name, start) as worker:
+        yield worker
+
+
+def own_contact_ids() -> Iterator[int]:
+    """Contact ids of this caller's own, far from any other test's (and from each other caller's)."""
+    return itertools.count(3 * 10**12 + uuid.uuid4().int % 10**12)
 
 
 def real_event(contact_id: int, version: int = 1, op: str = "created") -> dict[str, Any]:

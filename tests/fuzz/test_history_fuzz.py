@@ -30,12 +30,10 @@ from tests.fuzz.amqp_wire import (
     nested,
     short_strings,
 )
-from tests.fuzz.events import real_event, version_exists
+from tests.fuzz.events import history_worker, own_contact_ids, real_event, version_exists
 from tests.support.infra import Infra
 from tests.support.processes import LOGS, ServiceProcess
-from tests.support.read_side import start_history_worker
-from tests.support.stack import Launch
-from tests.support.watch import consuming, unharmed
+from tests.support.watch import unharmed
 
 pytestmark = pytest.mark.integration
 
@@ -43,18 +41,13 @@ FUZZ_SECONDS = int(os.environ.get("FUZZ_SECONDS", "60"))
 BATCHES = max(5, FUZZ_SECONDS)  # a batch takes about 1/10 s here: FUZZ_SECONDS / 10 in all
 RUN = uuid.uuid4().hex[:8]
 LOG = LOGS / "history-worker-fuzz.log"
-#: Contact ids of this run's own, far from any other test's.
-_ids = iter(range(3 * 10**12 + uuid.uuid4().int % 10**9 * 1000, 2**62))
+_ids = own_contact_ids()
 
 
 @pytest.fixture(scope="module")
 def worker(infra: Infra) -> Iterator[ServiceProcess]:
-    with consuming(infra, HISTORY_QUEUE, LOG.stem, _worker) as worker:
+    with history_worker(infra, LOG.stem) as worker:
         yield worker
-
-
-def _worker(launch: Launch, name: str) -> ServiceProcess:
-    return start_history_worker(launch, name, history_batch_wait_ms=20)[0]
 
 
 FIELDS = list(real_event(1))

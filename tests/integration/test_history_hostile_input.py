@@ -13,27 +13,21 @@ import pytest
 
 from shared.broker import DEATH_REASON_HEADER, EVENTS_EXCHANGE, HISTORY_QUEUE
 from tests.fuzz.amqp_wire import FuzzPublisher, RawField, Sent
-from tests.fuzz.events import real_event, version_exists
+from tests.fuzz.events import history_worker, own_contact_ids, real_event, version_exists
 from tests.support.infra import Infra
 from tests.support.processes import LOGS, ServiceProcess, wait_until
-from tests.support.read_side import start_history_worker
-from tests.support.stack import Launch
-from tests.support.watch import consuming, unharmed
+from tests.support.watch import unharmed
 
 pytestmark = pytest.mark.integration
 
 LOG = LOGS / "history-worker-hostile.log"
-_ids = iter(range(4 * 10**12 + uuid.uuid4().int % 10**9 * 1000, 2**62))
+_ids = own_contact_ids()
 
 
 @pytest.fixture(scope="module")
 def worker(infra: Infra) -> Iterator[ServiceProcess]:
-    with consuming(infra, HISTORY_QUEUE, LOG.stem, _worker) as worker:
+    with history_worker(infra, LOG.stem) as worker:
         yield worker
-
-
-def _worker(launch: Launch, name: str) -> ServiceProcess:
-    return start_history_worker(launch, name, history_batch_wait_ms=20)[0]
 
 
 @pytest.fixture
