@@ -33,8 +33,8 @@ pytestmark = pytest.mark.skipif(available() is not None, reason=f"private server
 
 @pytest.fixture(scope="module")
 def system() -> Iterator[System]:
-    with private_servers() as (postgres, rabbit):
-        system = System.start(postgres, rabbit)
+    with private_servers() as servers:
+        system = System.start(servers.postgres, servers.rabbits[0])
         try:
             wait_until(system.ready, timeout=60, interval=0.2, message="every process to be ready")
             yield system
