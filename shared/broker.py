@@ -1,6 +1,7 @@
 """RabbitMQ names that are part of the public contract, and their idempotent declaration."""
 
 import asyncio
+import random
 import struct
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -115,18 +116,34 @@ def declare_topology(channel: _Channel) -> None:
     declare_commands(channel)
 
 
-def connection_parameters(url: str, name: str) -> pika.URLParameters:
-    """Parameters for one of our connections: heartbeats on, never blocked forever by an alarm.
+def broker_urls(amqp_url: str) -> list[str]:
+    """The brokers AMQP_URL names: one URL, or several comma-separated (the nodes of a cluster, SPEC §10).
 
-    The heartbeat is 30 s unless the URL names one (`?heartbeat=5`).
+    A comma inside a password is written `%2C`.
     """
-    parameters = pika.URLParameters(url)
-    if "heartbeat" not in parse_qs(urlsplit(url).query):
-        parameters.heartbeat = 30
-    parameters.blocked_connection_timeout = 30
-    parameters.connection_attempts = 1
-    parameters.client_properties = {"connection_name": name}
-    return parameters
+    return [url.strip() for url in amqp_url.split(",") if url.strip()]
+
+
+def connection_parameters(amqp_url: str, name: str) -> list[pika.URLParameters]:
+    """Parameters for one of our connections, one per broker, to try in turn: heartbeats on, never blocked
+    forever by an alarm, one attempt each.
+
+    The brokers come in a random order, so that the clients of a cluster spread over its nodes, and one
+    that lost its node tries the others first as often as not. The heartbeat is 30 s unless a URL names
+    one (`?heartbeat=5`).
+    """
+    urls = broker_urls(amqp_url)
+    random.shuffle(urls)
+    every = []
+    for url in urls:
+        parameters = pika.URLParameters(url)
+        if "heartbeat" not in parse_qs(urlsplit(url).query):
+            parameters.heartbeat = 30
+        parameters.blocked_connection_timeout = 30
+        parameters.connection_attempts = 1
+        parameters.client_properties = {"connection_name": name}
+        every.append(parameters)
+    return every
 
 
 def ensure_topology(url: str, declare: Callable[[_Channel], None] = declare_topology) -> None:
@@ -143,7 +160,22 @@ class BrokerConnectionLost(Exception):
 
 
 async def open_async_channel(url: str, name: str) -> tuple[AsyncioConnection, Channel]:
-    """Open a pika connection on the running asyncio loop and one channel on it."""
+    """Open a pika connection on the running asyncio loop to the first broker of `url` that answers, and one
+    channel on it."""
+    failures = []
+    for parameters in connection_parameters(url, name):
+        try:
+            connection = await _open_async_connection(parameters)
+        except BrokerConnectionLost as error:
+            failures.append(f"{parameters.host}:{parameters.port}: {error}")
+            continue
+        channel_opened: asyncio.Future[Channel] = asyncio.get_running_loop().create_future()
+        connection.channel(on_open_callback=channel_opened.set_result)
+        return connection, await asyncio.wait_for(channel_opened, timeout=10)
+    raise BrokerConnectionLost("no broker answered: " + "; ".join(failures))
+
+
+async def _open_async_connection(parameters: pika.URLParameters) -> AsyncioConnection:
     loop = asyncio.get_running_loop()
     opened: asyncio.Future[AsyncioConnection] = loop.create_future()
 
@@ -156,16 +188,13 @@ async def open_async_channel(url: str, name: str) -> tuple[AsyncioConnection, Ch
             opened.set_exception(BrokerConnectionLost(str(error)))
 
     AsyncioConnection(
-        connection_parameters(url, name),
+        parameters,
         on_open_callback=on_open,
         on_open_error_callback=on_error,
         on_close_callback=on_error,
         custom_ioloop=loop,
     )
-    connection = await opened
-    channel_opened: asyncio.Future[Channel] = loop.create_future()
-    connection.channel(on_open_callback=channel_opened.set_result)
-    return connection, await asyncio.wait_for(channel_opened, timeout=10)
+    return await opened
 
 
 def dead_letter(

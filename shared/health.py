@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
+from shared.broker import broker_urls
+
 
 def database_ready(pool: ConnectionPool[Connection[Any]]) -> bool:
     try:
@@ -18,9 +20,12 @@ def database_ready(pool: ConnectionPool[Connection[Any]]) -> bool:
 
 
 def broker_reachable(amqp_url: str) -> bool:
-    parts = urlsplit(amqp_url)
-    try:
-        with socket.create_connection((parts.hostname or "localhost", parts.port or 5672), timeout=2):
-            return True
-    except OSError:
-        return False
+    """Whether any of the brokers AMQP_URL names takes a TCP connection."""
+    for url in broker_urls(amqp_url):
+        parts = urlsplit(url)
+        try:
+            with socket.create_connection((parts.hostname or "localhost", parts.port or 5672), timeout=2):
+                return True
+        except OSError:
+            continue
+    return False

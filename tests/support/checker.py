@@ -16,7 +16,7 @@ import pika
 import psycopg
 from psycopg.rows import dict_row
 
-from shared.broker import COMMANDS_QUEUE, DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, HISTORY_QUEUE
+from shared.broker import COMMANDS_QUEUE, DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, HISTORY_QUEUE, connection_parameters
 from tests.support.workload import Record, Watcher
 
 TAP_QUEUE = "fault-matrix.tap"
@@ -31,7 +31,8 @@ class Tapped:
 
 
 class Tap:
-    """Every event on `contacts.events`, kept by a durable queue of its own that outlives a broker restart."""
+    """Every event on `contacts.events`, kept by a quorum queue of its own that outlives a broker restart (and,
+    on a cluster, the loss of a node)."""
 
     def __init__(self, amqp_url: str) -> None:
         self._url = amqp_url
@@ -43,17 +44,17 @@ class Tap:
         self._thread.start()
 
     def _declare(self) -> None:
-        connection = pika.BlockingConnection(pika.URLParameters(self._url))
+        connection = pika.BlockingConnection(connection_parameters(self._url, "fault-matrix.tap"))
         channel = connection.channel()
         channel.exchange_declare(EVENTS_EXCHANGE, "topic", durable=True)
-        channel.queue_declare(TAP_QUEUE, durable=True)
+        channel.queue_declare(TAP_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})  # outlives a node
         channel.queue_bind(TAP_QUEUE, EVENTS_EXCHANGE, "#")
         connection.close()
 
     def _consume(self) -> None:
         while not self._stop.is_set():
             try:
-                connection = pika.BlockingConnection(pika.URLParameters(self._url))
+                connection = pika.BlockingConnection(connection_parameters(self._url, "fault-matrix.tap"))
                 channel = connection.channel()
                 channel.basic_qos(prefetch_count=500)
                 channel.basic_consume(TAP_QUEUE, self._on_message)
@@ -260,7 +261,7 @@ class Checker:
                 report.notes.append(f"{watcher.name} was sent an error: {value}")
 
     def _depths(self) -> dict[str, int]:
-        connection = pika.BlockingConnection(pika.URLParameters(self._amqp_url))
+        connection = pika.BlockingConnection(connection_parameters(self._amqp_url, "fault-matrix.checker"))
         try:
             channel = connection.channel()
             return {

@@ -86,7 +86,7 @@ class PrivatePostgres:
     def execute(self, statement: str) -> object:
         """Run one statement as the superuser; its first value."""
         with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
-            row = conn.execute(statement).fetchone()  # type: ignore[arg-type]
+            row = conn.execute(statement).fetchone()
         return row[0] if row else None
 
 

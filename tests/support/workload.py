@@ -29,7 +29,7 @@ import requests
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
-from shared.broker import COMMANDS_EXCHANGE
+from shared.broker import COMMANDS_EXCHANGE, connection_parameters
 from tests.support.data import new_contact
 from tests.support.identity import signed_in
 
@@ -238,7 +238,9 @@ class Workload:
                     break
                 try:
                     if connection is None or not connection.is_open:
-                        connection = pika.BlockingConnection(pika.URLParameters(self._amqp_url))
+                        connection = pika.BlockingConnection(
+                            connection_parameters(self._amqp_url, "fault-matrix.commands")
+                        )
                         channel = connection.channel()
                         channel.confirm_delivery()
                         reply_queue = channel.queue_declare("", exclusive=True).method.queue
