@@ -16,7 +16,7 @@ def test_a_comma_separates_brokers_and_a_single_url_is_one_broker() -> None:
 def test_every_broker_gets_the_same_settings_and_keeps_its_own_heartbeat() -> None:
     every = {(p.host, p.port): p for p in connection_parameters(CLUSTER, "test")}
     assert set(every) == {("node-a", 5672), ("node-b", 5673), ("node-c", 5672)}
-    assert {p.credentials.password for p in every.values()} == {"p,q"}  # type: ignore[attr-defined]
+    assert {p.credentials.password for p in every.values()} == {"p,q"}
     assert every[("node-b", 5673)].heartbeat == 5
     assert every[("node-a", 5672)].heartbeat == 30
     assert all(
