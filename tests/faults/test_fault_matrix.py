@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(available() is not None, reason=f"private server
 @pytest.fixture(scope="module")
 def system() -> Iterator[System]:
     with private_servers() as servers:
-        system = System.start(servers.postgres, servers.rabbits[0])
+        system = System.start(servers)
         try:
             wait_until(system.ready, timeout=60, interval=0.2, message="every process to be ready")
             yield system

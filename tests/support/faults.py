@@ -1,10 +1,10 @@
 """The whole system on servers of its own, and the faults the matrix strikes it with (SPEC §9).
 
 Every process runs as `make run` runs it, two of each where the matrix kills one of two. All of them
-reach RabbitMQ through one TCP proxy (to cut the broker off), the relays reach PostgreSQL through
-another (to cut the database off from the relay alone). Heartbeats are short (`?heartbeat=` in the
-URL), so that a paused process is noticed within seconds. A process the matrix kills is started
-again, as a supervisor would.
+reach RabbitMQ through a TCP proxy per node (to cut the broker off; on a cluster, AMQP_URL names every
+node's proxy), the relays reach PostgreSQL through another (to cut the database off from the relay
+alone). Heartbeats are short (`?heartbeat=` in the URL), so that a paused process is noticed within
+seconds. A process the matrix kills is started again, as a supervisor would.
 """
 
 import os
@@ -24,7 +24,7 @@ from tests.support.infra import Infra
 from tests.support.notifier import start_notifier
 from tests.support.processes import ServiceProcess, wait_until
 from tests.support.read_side import start_history_worker, start_query_api
-from tests.support.servers import PrivatePostgres, PrivateRabbit
+from tests.support.servers import PrivatePostgres, PrivateRabbit, Servers
 from tests.support.stack import Stack, start_command_api, start_relay
 from tests.support.tcp_proxy import TcpProxy, proxied
 
@@ -36,10 +36,10 @@ PAUSE_SECONDS = 3 * HEARTBEAT_SECONDS + 1
 @dataclass
 class System:
     postgres: PrivatePostgres
-    rabbit: PrivateRabbit
+    rabbits: list[PrivateRabbit]  # one node, or a cluster's
     database_url: str
-    amqp_url: str  # straight to the broker, for the clients and the checker
-    broker_proxy: TcpProxy
+    amqp_url: str  # straight to the broker (every node), for the clients and the checker
+    broker_proxies: list[TcpProxy]  # one per node, in the order of `rabbits`
     relay_database_proxy: TcpProxy
     command_api: str
     query_api: str
@@ -49,15 +49,16 @@ class System:
     token: str  # an editor's bearer token, for the workload and the matrix's own requests
 
     @classmethod
-    def start(cls, postgres: PrivatePostgres, rabbit: PrivateRabbit) -> "System":
+    def start(cls, servers: Servers) -> "System":
+        postgres = servers.postgres
         database_url = postgres.url.rsplit("/", 1)[0] + "/contacts"
         create_database_if_absent(database_url)
         upgrade(database_url)
         token = token_for(create_user(database_url, "editor"))
-        ensure_topology(rabbit.url)
-        broker_proxy, proxied_amqp = proxied(rabbit.url, 5672)
+        ensure_topology(servers.amqp_url)
+        broker_proxies, proxied_urls = zip(*(proxied(rabbit.url, 5672) for rabbit in servers.rabbits), strict=True)
         relay_database_proxy, relay_database = proxied(database_url, 5432)
-        amqp = f"{proxied_amqp}?heartbeat={HEARTBEAT_SECONDS}"
+        amqp = ",".join(f"{url}?heartbeat={HEARTBEAT_SECONDS}" for url in proxied_urls)
         stack = Stack(Infra(database_url, amqp, "", "/", "guest", "guest"))
         common = {"create_reply_delay_seconds": 1, "log_level": "WARNING"}
         processes: dict[str, ServiceProcess] = {}
@@ -75,13 +76,14 @@ class System:
             base, processes[name] = start_notifier(stack.launch, name, log_level="WARNING")
             notifiers.append(base)
         return cls(
-            postgres, rabbit, database_url, rabbit.url, broker_proxy, relay_database_proxy,
+            postgres, servers.rabbits, database_url, servers.amqp_url, list(broker_proxies), relay_database_proxy,
             command_api, query_api, notifiers, processes, stack, token,
         )  # fmt: skip
 
     def stop(self) -> None:
         self.stack.stop()
-        self.broker_proxy.close()
+        for proxy in self.broker_proxies:
+            proxy.close()
         self.relay_database_proxy.close()
 
     def ready(self) -> bool:
@@ -187,14 +189,17 @@ def _pause_leader(system: System, _hold: float) -> None:
 
 
 def _restart_rabbitmq(system: System, _hold: float) -> None:
-    system.rabbit.restart()
+    for rabbit in system.rabbits:
+        rabbit.restart()
 
 
-def _cut(proxy: Callable[[System], TcpProxy]) -> Callable[[System, float], None]:
+def _cut(proxies: Callable[[System], list[TcpProxy]]) -> Callable[[System, float], None]:
     def strike(system: System, hold: float) -> None:
-        proxy(system).cut()
+        for proxy in proxies(system):
+            proxy.cut()
         time.sleep(hold)
-        proxy(system).restore()
+        for proxy in proxies(system):
+            proxy.restore()
 
     return strike
 
@@ -213,7 +218,7 @@ FAULTS = [
     Fault("SIGSTOP the relay leader past its heartbeat, then SIGCONT", _pause_leader),
     Fault("SIGSTOP a history worker past its heartbeat, then SIGCONT", lambda s, _h: _pause(s, "history-worker-a")),
     Fault("restart RabbitMQ", _restart_rabbitmq),
-    Fault("cut RabbitMQ off from every process, then back", _cut(lambda s: s.broker_proxy)),
+    Fault("cut RabbitMQ off from every process, then back", _cut(lambda s: s.broker_proxies)),
     Fault("restart PostgreSQL in immediate mode", _restart_postgres),
-    Fault("cut PostgreSQL off from the relays alone, then back", _cut(lambda s: s.relay_database_proxy)),
+    Fault("cut PostgreSQL off from the relays alone, then back", _cut(lambda s: [s.relay_database_proxy])),
 ]
