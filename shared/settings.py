@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     query_api_worker_connections: int = 1_000  # clients per worker; its reads share DB_POOL_MAX_SIZE connections
     query_database_url: str | None = None  # None: the same database as DATABASE_URL
     query_database_role: str | None = "contacts_reader"
+    # Where query-api hears of signed-out sessions (LISTEN): a replica cannot LISTEN, so when QUERY_DATABASE_URL
+    # names one, this names the primary (as the read-only role). None: the database it reads.
+    query_identity_database_url: str | None = None
+    # A read that sends a write's Consistency-Token back waits this long for a replica to replay it (SPEC §10).
+    read_after_write_timeout_seconds: float = Field(2.0, ge=0, le=60)
 
     # history-worker (issue 3): records every event of `history-worker.events` as a version row
     history_worker_port: int = 8004

@@ -21,9 +21,10 @@ from command_api.handlers import (
     ReplaceContact,
 )
 from command_api.openapi import openapi_document
+from shared import consistency
 from shared.db import open_pool
 from shared.health import broker_reachable, database_ready
-from shared.http import TOKEN, json_response, serve_common
+from shared.http import SAFE_METHODS, TOKEN, json_response, serve_common
 from shared.identity import SESSION_COOKIE, Identity
 from shared.limits import limit_requests
 from shared.logs import configure_logging, correlation_id
@@ -57,6 +58,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     accounts = Accounts(pool, identity.tokens, settings)
     serve_common(app, openapi_document, readiness, identity)
     limit_requests(app, pool, settings)  # after serve_common: its identity hook sets g.caller
+
+    @app.after_request
+    def consistency_token(response: Response) -> Response:
+        """Every write's reply names the WAL position after its commit, for reading it back from a replica."""
+        if request.method not in SAFE_METHODS and 200 <= response.status_code < 300:
+            position = consistency.write_position(pool)
+            if position is not None:
+                response.headers[consistency.HEADER] = position
+        return response
 
     def handle(command: Command, idempotency_key: str | None = None) -> Contact | None:
         return handlers.handle(command, Origin("api", correlation_id.get(), idempotency_key, g.caller.actor()))

@@ -6,6 +6,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from command_api.accounts import NewUser, Session, SignIn, User, UserList, UserPatch
+from shared import consistency
 from shared.http import TOKEN_SCHEMA
 from shared.identity import OPENAPI_SECURITY, OPENAPI_SECURITY_SCHEMES
 from shared.limits import TOO_MANY_REQUESTS
@@ -73,7 +74,7 @@ def openapi_document() -> dict[str, Any]:
             "description": "the session cookie: HttpOnly, SameSite=Strict, Secure behind HTTPS",
         }
     }
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "Contacts, live: command-api", "version": "1.0.0"},
         "paths": {
@@ -178,3 +179,13 @@ def openapi_document() -> dict[str, Any]:
         },
         "security": OPENAPI_SECURITY,
     }
+    # Every write's reply names where its commit stands, for reading it back from a replica (SPEC §10).
+    for operations in document["paths"].values():
+        for method, operation in operations.items():
+            for status, reply in operation["responses"].items():
+                if method != "get" and status.startswith("2"):
+                    reply["headers"] = {
+                        **reply.get("headers", {}),
+                        consistency.HEADER: consistency.OPENAPI_REPLY_HEADER,
+                    }
+    return document

@@ -1,17 +1,31 @@
 """HTTP entry of the read side: parse the query, ask the views, shape the reply."""
 
 from flask import Flask, Response, request
+from prometheus_client import Gauge
 
 from query_api.errors import ContactNotFound
 from query_api.openapi import openapi_document
 from query_api.params import parse_history_query, parse_list_query
 from query_api.views import ContactViews
+from shared import consistency
 from shared.db import open_pool
 from shared.health import database_ready
 from shared.http import json_response, serve_common
 from shared.identity import Identity
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
+
+REPLAY_LAG_SECONDS = Gauge(
+    "query_api_replica_replay_lag_seconds",
+    "How far the database query-api reads from trails its primary: seconds since the last transaction it "
+    "replayed, while it holds WAL it has not replayed (0 on a primary, or once it has replayed all it received)",
+    multiprocess_mode="mostrecent",
+)
+REPLAY_LAG_BYTES = Gauge(
+    "query_api_replica_replay_lag_bytes",
+    "WAL the database query-api reads from has received but not replayed yet (0 on a primary)",
+    multiprocess_mode="mostrecent",
+)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -30,9 +44,27 @@ def create_app(settings: Settings | None = None) -> Flask:
         ready = database_ready(pool)
         return {"database": "ok" if ready else "unavailable"}, ready
 
-    # Revocations are heard from the database this service reads, as the role it reads as.
-    identity = Identity.start(settings, settings.query_database_url or settings.database_url)
+    # Revocations are heard from the database this service reads, as the role it reads as (from its primary,
+    # when that is a replica: a hot standby cannot LISTEN).
+    identity = Identity.start(
+        settings, settings.query_identity_database_url or settings.query_database_url or settings.database_url
+    )
     serve_common(app, openapi_document, readiness, identity)
+
+    @app.before_request
+    def read_after_write() -> None:
+        """After the caller is known: a read that names a write waits until this database has it."""
+        given = request.headers.get(consistency.HEADER)
+        if given is not None and request.path.startswith("/api/"):
+            consistency.wait_for_replay(pool, given, settings.read_after_write_timeout_seconds)
+
+    @app.before_request
+    def replica_lag() -> None:
+        """The lag on /metrics is measured as it is scraped."""
+        lag = consistency.replay_lag(pool) if request.path == "/metrics" else None
+        if lag is not None:
+            REPLAY_LAG_SECONDS.set(lag[0])
+            REPLAY_LAG_BYTES.set(lag[1])
 
     @app.get("/api/contacts")
     def list_contacts() -> Response:

@@ -7,6 +7,7 @@ from pydantic.json_schema import models_json_schema
 
 from query_api.pages import ContactPage, HistoryPage
 from query_api.params import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT, MAX_SEARCH_LENGTH, SEARCH_PATTERN, SORTS
+from shared.consistency import OPENAPI_PARAMETER
 from shared.identity import OPENAPI_SECURITY, OPENAPI_SECURITY_SCHEMES
 from shared.models import Contact
 from shared.problems import PROBLEM_SCHEMA, problem_responses, schema_ref
@@ -55,26 +56,31 @@ def openapi_document() -> dict[str, Any]:
                         },
                         limit,
                         cursor,
+                        OPENAPI_PARAMETER,
                     ],
-                    "responses": {"200": _reply("ContactPage"), **problem_responses(401, 403, 404, 422)},
+                    "responses": {"200": _reply("ContactPage"), **problem_responses(400, 401, 403, 404, 422, 503)},
                 }
             },
             "/api/contacts/{contact_id}": {
                 "get": {
                     "summary": "One contact; 404 if absent or deleted",
-                    "parameters": [contact_id, {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}],
+                    "parameters": [
+                        contact_id,
+                        {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}},
+                        OPENAPI_PARAMETER,
+                    ],
                     "responses": {
                         "200": _reply("Contact", headers={"ETag": {"schema": {"type": "string"}}}),
                         "304": {"description": "not modified"},
-                        **problem_responses(401, 403, 404),
+                        **problem_responses(400, 401, 403, 404, 503),
                     },
                 }
             },
             "/api/contacts/{contact_id}/history": {
                 "get": {
                     "summary": "Every version of a contact, newest first; also after it was deleted",
-                    "parameters": [contact_id, limit, cursor],
-                    "responses": {"200": _reply("HistoryPage"), **problem_responses(401, 403, 404, 422)},
+                    "parameters": [contact_id, limit, cursor, OPENAPI_PARAMETER],
+                    "responses": {"200": _reply("HistoryPage"), **problem_responses(400, 401, 403, 404, 422, 503)},
                 }
             },
         },

@@ -67,11 +67,29 @@ const json = (method: string, body: unknown): RequestInit => ({
   body: JSON.stringify(body),
 });
 
+/** `Consistency-Token`: the WAL position (`16/B374D848`) of the newest write this page made; every read sends it
+ * back, so that a read served by a replica waits until it has that write (read your own writes). */
+const CONSISTENCY = "Consistency-Token";
+let newestWrite: { token: string; at: bigint } | null = null;
+
+function position(token: string): bigint | null {
+  const match = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(token);
+  return match ? (BigInt(`0x${match[1]}`) << 32n) + BigInt(`0x${match[2]}`) : null;
+}
+
+function remember(token: string | null): void {
+  const at = token === null ? null : position(token);
+  if (token !== null && at !== null && (newestWrite === null || at > newestWrite.at)) newestWrite = { token, at };
+}
+
 async function request<T>(path: string, init: RequestInit = {}): Promise<T> {
+  const reading = (init.method ?? "GET") === "GET";
+  const consistency: Record<string, string> = reading && newestWrite ? { [CONSISTENCY]: newestWrite.token } : {};
   const response = await fetch(path, {
     ...init,
-    headers: { Accept: "application/json, application/problem+json", ...init.headers },
+    headers: { Accept: "application/json, application/problem+json", ...consistency, ...init.headers },
   });
+  if (!reading) remember(response.headers.get(CONSISTENCY));
   if (response.status === 204) return undefined as T;
   const body: unknown = await response.json().catch(() => null);
   if (!response.ok) {
