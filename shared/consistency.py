@@ -1,7 +1,8 @@
 """Reading one's own writes from a replica (SPEC §10): the `Consistency-Token` of a write, and a read's wait for it.
 
 The token is a WAL position of the primary, taken after the write committed: its insert position, which
-is at or past the end of the commit's record. A replica has replayed the write once it has replayed that
+is at or past the end of the commit's record, written as one hexadecimal number (the bytes of WAL before
+it: PostgreSQL's `16/B374D848` is `16B374D848`). A replica has replayed the write once it has replayed that
 far. A read that sends the token back waits until its database has, up to READ_AFTER_WRITE_TIMEOUT_SECONDS;
 a primary (a database not in recovery) has every committed write, so it never waits.
 """
@@ -9,6 +10,7 @@ a primary (a database not in recovery) has every committed write, so it never wa
 import logging
 import re
 import time
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -19,9 +21,9 @@ from shared.problems import Problem
 log = logging.getLogger(__name__)
 
 HEADER = "Consistency-Token"
-#: A WAL position as PostgreSQL writes it: two hexadecimal numbers of 32 bits, e.g. `16/B374D848`.
-TOKEN = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
-TOKEN_SCHEMA: dict[str, Any] = {"type": "string", "pattern": f"^{TOKEN.pattern}$", "maxLength": 17}
+#: A WAL position: a hexadecimal number of up to 64 bits, e.g. `16B374D848`.
+TOKEN = re.compile(r"[0-9A-Fa-f]{1,16}")
+TOKEN_SCHEMA: dict[str, Any] = {"type": "string", "pattern": f"^{TOKEN.pattern}$"}  # the pattern bounds its length
 #: The header in the OpenAPI documents: on every write's reply (command-api), as a parameter of every read (query-api).
 OPENAPI_REPLY_HEADER: dict[str, Any] = {
     "schema": TOKEN_SCHEMA,
@@ -47,7 +49,7 @@ class InvalidConsistencyToken(Problem):
 
     def __init__(self) -> None:
         super().__init__(
-            f"{HEADER} must be a token from a write reply, e.g. 16/B374D848",
+            f"{HEADER} must be a token from a write reply, e.g. 16B374D848",
             [{"field": HEADER, "message": "not a WAL position"}],
         )
 
@@ -68,11 +70,11 @@ def write_position(pool: Pool) -> str | None:
     """The token of the writes committed so far; None when the database cannot be asked."""
     try:
         with pool.connection() as conn:
-            row = conn.execute("SELECT pg_current_wal_insert_lsn()::text AS lsn").fetchone()
+            row = conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0' AS lsn").fetchone()
     except psycopg.Error:
         log.warning("no %s: the database could not be asked for its WAL position", HEADER, exc_info=True)
         return None
-    return str(row["lsn"]) if row else None
+    return format(int(row["lsn"]), "X") if row else None
 
 
 def wait_for_replay(pool: Pool, given: str, timeout_seconds: float) -> None:
@@ -84,7 +86,8 @@ def wait_for_replay(pool: Pool, given: str, timeout_seconds: float) -> None:
     while True:
         with pool.connection() as conn:
             row = conn.execute(
-                "SELECT NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= %s::pg_lsn AS replayed", (given,)
+                "SELECT NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= '0/0'::pg_lsn + %s AS replayed",
+                (Decimal(int(given, 16)),),
             ).fetchone()
         if row and row["replayed"]:
             return

@@ -67,14 +67,13 @@ const json = (method: string, body: unknown): RequestInit => ({
   body: JSON.stringify(body),
 });
 
-/** `Consistency-Token`: the WAL position (`16/B374D848`) of the newest write this page made; every read sends it
- * back, so that a read served by a replica waits until it has that write (read your own writes). */
+/** `Consistency-Token`: the WAL position (a hexadecimal number) of the newest write this page made; every read
+ * sends it back, so that a read served by a replica waits until it has that write (read your own writes). */
 const CONSISTENCY = "Consistency-Token";
 let newestWrite: { token: string; at: bigint } | null = null;
 
 function position(token: string): bigint | null {
-  const match = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(token);
-  return match ? (BigInt(`0x${match[1]}`) << 32n) + BigInt(`0x${match[2]}`) : null;
+  return /^[0-9A-Fa-f]{1,16}$/.test(token) ? BigInt(`0x${token}`) : null;
 }
 
 function remember(token: string | null): void {
