@@ -4,7 +4,8 @@ makes the first admin.
 Passwords are hashed with argon2id. A sign-in with a username nobody has checks the password against a
 hash of our own, so that it costs what a wrong password costs: the answer and its time say nothing of
 whether the user exists. Disabling a user, or changing their role or password, revokes every session of
-theirs in the same transaction: a token never carries a stale role, and theirs stop working at once.
+theirs in the same transaction: a token never carries a stale role, and theirs stop working at once. The
+last enabled admin cannot be disabled or made anything else: nobody would be left to manage users.
 A hash takes tens of milliseconds of CPU, so it is computed on one of gevent's native threads (argon2's C
 code runs there without the GIL), not on the worker's own, which would hold up every other request the
 worker is serving meanwhile: the PATCHes, and the thousands of create replies it may be holding.
@@ -28,7 +29,7 @@ from psycopg import errors
 from psycopg.rows import dict_row
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
-from command_api.errors import DuplicateUsername, InvalidUser, UserNotFound
+from command_api.errors import DuplicateUsername, InvalidUser, LastAdmin, UserNotFound
 from command_api.store import AccountStore
 from shared.db import Pool
 from shared.identity import Caller, Tokens, Unauthenticated
@@ -210,6 +211,9 @@ class Accounts:
             changes["password_hash"] = self._passwords.hash(patch.password)
         with self._pool.connection() as conn, conn.transaction():
             store = AccountStore(conn)
+            stepping_down = patch.disabled or patch.role not in (None, "admin")
+            if stepping_down and store.lock_enabled_admins() == [user_id]:
+                raise LastAdmin()
             user = store.update_user(user_id, changes)
             if user is None:
                 raise UserNotFound(user_id)
