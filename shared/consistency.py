@@ -39,7 +39,6 @@ OPENAPI_PARAMETER: dict[str, Any] = {
 }
 #: How often a waiting read asks the replica again.
 POLL_SECONDS = 0.01
-RETRY_AFTER_SECONDS = 1
 
 
 class InvalidConsistencyToken(Problem):
@@ -60,7 +59,6 @@ class ReplicaBehind(Problem):
     status = 503
     title = "Service unavailable"
     slug = "replica-behind"
-    retry_after = RETRY_AFTER_SECONDS
 
     def __init__(self, token: str, seconds: float) -> None:
         super().__init__(f"the replica has not replayed the write of {HEADER} {token} within {seconds:g} s; retry")

@@ -109,8 +109,8 @@ def serve_common(
         response = problem_response(error.problem())
         if isinstance(error, Unauthenticated):
             response.headers["WWW-Authenticate"] = error.challenge
-        if error.retry_after is not None:
-            response.headers["Retry-After"] = str(error.retry_after)
+        if error.status == 503:
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
 
     @app.errorhandler(psycopg.OperationalError)  # also the pool's timeout, and a statement's

@@ -9,7 +9,6 @@ class Problem(Exception):
     status = 400
     title = "Bad request"
     slug = "bad-request"
-    retry_after: int | None = None  # seconds, sent as `Retry-After` (a 503 that will pass)
 
     def __init__(self, detail: str, errors: list[dict[str, str]] | None = None) -> None:
         super().__init__(detail)

@@ -4,7 +4,11 @@ makes the first admin.
 Passwords are hashed with argon2id. A sign-in with a username nobody has checks the password against a
 hash of our own, so that it costs what a wrong password costs: the answer and its time say nothing of
 whether the user exists. Disabling a user, or changing their role or password, revokes every session of
-theirs in the same transaction: a token never carries a stale role, and theirs stop working at once.
+theirs in the same transaction: a token never carries a stale role, and theirs stop working at once. The
+last enabled admin cannot be disabled or made anything else: nobody would be left to manage users.
+A hash takes tens of milliseconds of CPU, so it is computed on one of gevent's native threads (argon2's C
+code runs there without the GIL), not on the worker's own, which would hold up every other request the
+worker is serving meanwhile: the PATCHes, and the thousands of create replies it may be holding.
 """
 
 import argparse
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
+import gevent
 import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
@@ -24,7 +29,7 @@ from psycopg import errors
 from psycopg.rows import dict_row
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
-from command_api.errors import DuplicateUsername, InvalidUser, UserNotFound
+from command_api.errors import DuplicateUsername, InvalidUser, LastAdmin, UserNotFound
 from command_api.store import AccountStore
 from shared.db import Pool
 from shared.identity import Caller, Tokens, Unauthenticated
@@ -131,14 +136,28 @@ def public(user: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in user.items() if key != "password_hash"}
 
 
+class Passwords:
+    """argon2id hashing and checking, off the worker's own thread (gevent's pool of native threads)."""
+
+    def __init__(self) -> None:
+        self._hasher = PasswordHasher()
+
+    def hash(self, password: str) -> str:
+        return str(gevent.get_hub().threadpool.apply(self._hasher.hash, (password,)))
+
+    def verify(self, password_hash: str, password: str) -> None:
+        """Returns if the password matches the hash, else raises argon2's VerificationError."""
+        gevent.get_hub().threadpool.apply(self._hasher.verify, (password_hash, password))
+
+
 class Accounts:
     def __init__(self, pool: Pool, tokens: Tokens, settings: Settings) -> None:
         self._pool = pool
         self._tokens = tokens
         self._access_seconds = settings.access_token_seconds
         self._session_seconds = settings.session_seconds
-        self._hasher = PasswordHasher()
-        self._nobody_hash = self._hasher.hash(secrets.token_urlsafe(16))  # checked when no user matches
+        self._passwords = Passwords()
+        self._nobody_hash = self._passwords.hash(secrets.token_urlsafe(16))  # checked when no user matches
 
     def sign_in(self, body: Any) -> SignedIn:
         given = _validated(SignIn, body)
@@ -176,9 +195,10 @@ class Accounts:
 
     def create_user(self, body: Any, by: Caller) -> dict[str, Any]:
         new = _validated(NewUser, body)
+        password_hash = self._passwords.hash(new.password)
         try:
             with self._pool.connection() as conn:
-                user = AccountStore(conn).insert_user(new.username, new.name, new.role, self._hasher.hash(new.password))
+                user = AccountStore(conn).insert_user(new.username, new.name, new.role, password_hash)
         except errors.UniqueViolation:
             raise DuplicateUsername() from None
         log.info("user created", extra={"user_id": user["id"], "role": user["role"], "by": by.id})
@@ -188,9 +208,12 @@ class Accounts:
         patch = _validated(UserPatch, body)
         changes = patch.model_dump(exclude_none=True, exclude={"password"})
         if patch.password is not None:
-            changes["password_hash"] = self._hasher.hash(patch.password)
+            changes["password_hash"] = self._passwords.hash(patch.password)
         with self._pool.connection() as conn, conn.transaction():
             store = AccountStore(conn)
+            stepping_down = patch.disabled or patch.role not in (None, "admin")
+            if stepping_down and store.lock_enabled_admins() == [user_id]:
+                raise LastAdmin()
             user = store.update_user(user_id, changes)
             if user is None:
                 raise UserNotFound(user_id)
@@ -218,7 +241,7 @@ class Accounts:
     def _refusal(self, user: dict[str, Any] | None, password: str) -> str | None:
         """Why a sign-in is refused, for the log, or None; the password is checked in every case."""
         try:
-            self._hasher.verify(user["password_hash"] if user else self._nobody_hash, password)
+            self._passwords.verify(user["password_hash"] if user else self._nobody_hash, password)
         except VerificationError:
             return "wrong password" if user else "no such user"
         if user is None:
@@ -249,7 +272,7 @@ def ensure_admin(settings: Settings) -> str | None:
         raise SystemExit(f"ADMIN_PASSWORD must have at least {MIN_PASSWORD_LENGTH} characters")
     username = settings.admin_username
     with psycopg.connect(settings.database_url, autocommit=True, row_factory=dict_row) as conn:
-        added = AccountStore(conn).insert_first_user(username, username, "admin", PasswordHasher().hash(password))
+        added = AccountStore(conn).insert_first_user(username, username, "admin", Passwords().hash(password))
     if not added:
         log.info("users exist: no first admin made")
         return None

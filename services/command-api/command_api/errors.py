@@ -122,6 +122,15 @@ class DuplicateUsername(CommandRefused):
         )
 
 
+class LastAdmin(CommandRefused):
+    status = 409
+    title = "The last admin"
+    slug = "last-admin"
+
+    def __init__(self) -> None:
+        super().__init__("no other admin is enabled: make another user an admin first, or nobody could manage users")
+
+
 class UserNotFound(CommandRefused):
     status = 404
     title = "Not found"

@@ -162,12 +162,13 @@ def openapi_document() -> dict[str, Any]:
             "/api/users/{user_id}": {
                 "patch": {
                     "summary": "Change a user's name, role, password or disabled (admins only); "
-                    "a new role or password, or disabling, signs them out everywhere",
+                    "a new role or password, or disabling, signs them out everywhere; "
+                    "the last enabled admin stays one (409)",
                     "parameters": [user_id],
                     "requestBody": _body("UserPatch"),
                     "responses": {
                         **_reply(200, "User"),
-                        **problem_responses(400, 401, 403, 404, 413, 415, 422),
+                        **problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
                         **TOO_MANY_REQUESTS,
                     },
                 },

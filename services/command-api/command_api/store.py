@@ -175,5 +175,11 @@ class AccountStore:
     def revoke_session(self, session_id: str) -> None:
         self._conn.execute(_REVOKE_SESSION, (session_id,))
 
+    def lock_enabled_admins(self) -> list[int]:
+        """The ids of the admins not disabled, their rows locked until the transaction ends: two admins
+        demoting or disabling each other at once cannot both see the other one left."""
+        rows = self._conn.execute("SELECT id FROM users WHERE role = 'admin' AND NOT disabled FOR UPDATE").fetchall()
+        return [row["id"] for row in rows]
+
     def revoke_sessions_of(self, user_id: int) -> None:
         self._conn.execute(_REVOKE_SESSIONS_OF, (user_id,))
