@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg_pool import ConnectionPool
 
 from shared.db import Pool
 from shared.problems import Problem
@@ -65,13 +66,19 @@ class ReplicaBehind(Problem):
 
 
 def write_position(pool: Pool) -> str | None:
-    """The token of the writes committed so far; None when the database cannot be asked."""
+    """The token of the writes committed so far; None when the database cannot be asked.
+
+    One round trip, on a connection the pool does not check first (CheckedPool's empty query): a dead one
+    costs this reply its token and nothing else, and the pool replaces it.
+    """
+    conn = ConnectionPool.getconn(pool)
     try:
-        with pool.connection() as conn:
-            row = conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0' AS lsn").fetchone()
+        row = conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0' AS lsn").fetchone()
     except psycopg.Error:
         log.warning("no %s: the database could not be asked for its WAL position", HEADER, exc_info=True)
         return None
+    finally:
+        pool.putconn(conn)
     return format(int(row["lsn"]), "X") if row else None
 
 
