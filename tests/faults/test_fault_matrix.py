@@ -10,15 +10,12 @@ healing.
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
-import requests
 
 from tests.support.checker import Checker, Report, Tap
-from tests.support.data import new_contact
 from tests.support.faults import FAULTS, Fault, System
-from tests.support.identity import signed_in
 from tests.support.processes import LOGS, TIMEOUT_FACTOR, wait_until
 from tests.support.servers import available, private_servers
 from tests.support.workload import Workload
@@ -57,33 +54,6 @@ def results() -> Iterator[list[dict[str, object]]]:
     RESULTS.write_text(json.dumps({"fault_seconds": FAULT_SECONDS, "faults": rows}, indent=2))
 
 
-def _answer(system: System, send: Callable[[requests.Session], requests.Response]) -> str:
-    """How one request, sent on a connection of its own with the workload's token, was answered."""
-    try:
-        with signed_in(requests.Session(), system.token) as http:
-            return str(send(http).status_code)
-    except requests.RequestException as error:
-        return type(error).__name__
-
-
-def _recovery(system: System) -> tuple[float | None, str, str]:
-    """Seconds from the fault's healing until every process is ready again (None: not within a minute),
-    the processes that were ready last, and how the first write after that was answered (SPEC §9: it
-    succeeds, at its first attempt)."""
-    healed = time.monotonic()
-    last: list[str] = []
-    while waiting := system.unready():
-        if time.monotonic() > healed + 60:
-            return None, ", ".join(waiting), "not tried"
-        last = waiting
-        time.sleep(0.1)
-    ready = round(time.monotonic() - healed, 2)
-    first = _answer(
-        system, lambda http: http.post(f"{system.command_api}/api/contacts", json=new_contact(), timeout=10)
-    )
-    return ready, ", ".join(last), first
-
-
 @pytest.mark.parametrize("fault", FAULTS, ids=[fault.name for fault in FAULTS])
 def test_no_acknowledged_write_is_lost_or_doubled_and_every_client_resumes(
     fault: Fault, system: System, checker: Checker, results: list[dict[str, object]]
@@ -95,8 +65,8 @@ def test_no_acknowledged_write_is_lost_or_doubled_and_every_client_resumes(
     fault.strike(system, FAULT_SECONDS)
     healed = time.monotonic()
     # query-api's pool sat idle through the fault: before any probe touches it, its first read must succeed.
-    first_read = _answer(system, lambda http: http.get(f"{system.query_api}/api/contacts", timeout=10))
-    recovery = _recovery(system)
+    first_read = system.answer(lambda http: http.get(f"{system.query_api}/api/contacts", timeout=10))
+    recovery = system.recovery()
     time.sleep(FAULT_SECONDS)
     workload.stop_writing()
     settled = wait_until(lambda: checker.settled(window), timeout=60, interval=0.2, message="the events to settle")

@@ -19,7 +19,8 @@ import requests
 from shared.broker import ensure_topology
 from shared.migrate import create_database_if_absent, upgrade
 from tests.support.commands import start_command_consumer
-from tests.support.identity import create_user, token_for
+from tests.support.data import new_contact
+from tests.support.identity import create_user, signed_in, token_for
 from tests.support.infra import Infra
 from tests.support.notifier import start_notifier
 from tests.support.processes import ServiceProcess, wait_until
@@ -93,6 +94,29 @@ class System:
         """The processes not answering their readiness probe; "relay" while no relay leads."""
         waiting = [name for name, process in self.processes.items() if not _ready(name, process)]
         return waiting if self.leader() is not None else [*waiting, "relay"]
+
+    def answer(self, send: Callable[[requests.Session], requests.Response]) -> str:
+        """How one request, sent on a connection of its own with the workload's token, was answered."""
+        try:
+            with signed_in(requests.Session(), self.token) as http:
+                return str(send(http).status_code)
+        except requests.RequestException as error:
+            return type(error).__name__
+
+    def recovery(self) -> tuple[float | None, str, str]:
+        """Seconds from now (a fault's healing) until every process is ready again (None: not within a
+        minute), the processes that were ready last, and how the first write after that was answered
+        (SPEC §9: it succeeds, at its first attempt)."""
+        healed = time.monotonic()
+        last: list[str] = []
+        while waiting := self.unready():
+            if time.monotonic() > healed + 60:
+                return None, ", ".join(waiting), "not tried"
+            last = waiting
+            time.sleep(0.1)
+        ready = round(time.monotonic() - healed, 2)
+        first = self.answer(lambda http: http.post(f"{self.command_api}/api/contacts", json=new_contact(), timeout=10))
+        return ready, ", ".join(last), first
 
     def leader(self) -> str | None:
         for name in ("relay-a", "relay-b"):
