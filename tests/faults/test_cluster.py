@@ -20,9 +20,9 @@ import pytest
 
 from shared.broker import COMMANDS_QUEUE, DEAD_LETTER_QUEUE, HISTORY_QUEUE
 from tests.support.checker import Checker, Tap
-from tests.support.faults import System
+from tests.support.faults import System, running_system
 from tests.support.processes import LOGS, TIMEOUT_FACTOR, wait_until
-from tests.support.servers import PrivateRabbit, available, private_servers
+from tests.support.servers import PrivateRabbit, available
 from tests.support.workload import Workload
 
 FAULT_SECONDS = float(os.environ.get("FAULT_SECONDS", "3"))
@@ -37,13 +37,8 @@ pytestmark = pytest.mark.skipif(available() is not None, reason=f"private server
 
 @pytest.fixture(scope="module")
 def system() -> Iterator[System]:
-    with private_servers(rabbit_nodes=3) as servers:
-        system = System.start(servers)
-        try:
-            wait_until(system.ready, timeout=60, interval=0.2, message="every process to be ready")
-            yield system
-        finally:
-            system.stop()
+    with running_system(rabbit_nodes=3) as system:
+        yield system
 
 
 def _queues(system: System, *columns: str) -> dict[str, dict[str, object]]:

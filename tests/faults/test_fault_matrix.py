@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.checker import Checker, Report, Tap
-from tests.support.faults import FAULTS, Fault, System
+from tests.support.faults import FAULTS, Fault, System, running_system
 from tests.support.processes import LOGS, TIMEOUT_FACTOR, wait_until
-from tests.support.servers import available, private_servers
+from tests.support.servers import available
 from tests.support.workload import Workload
 
 #: How long a lasting fault (a cut) lasts, and how long the workload runs before and after each fault.
@@ -30,13 +30,8 @@ pytestmark = pytest.mark.skipif(available() is not None, reason=f"private server
 
 @pytest.fixture(scope="module")
 def system() -> Iterator[System]:
-    with private_servers() as servers:
-        system = System.start(servers)
-        try:
-            wait_until(system.ready, timeout=60, interval=0.2, message="every process to be ready")
-            yield system
-        finally:
-            system.stop()
+    with running_system() as system:
+        yield system
 
 
 @pytest.fixture(scope="module")

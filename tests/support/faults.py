@@ -7,10 +7,11 @@ alone). Heartbeats are short (`?heartbeat=` in the URL), so that a paused proces
 seconds. A process the matrix kills is started again, as a supervisor would.
 """
 
+import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from tests.support.infra import Infra
 from tests.support.notifier import start_notifier
 from tests.support.processes import ServiceProcess, wait_until
 from tests.support.read_side import start_history_worker, start_query_api
-from tests.support.servers import PrivatePostgres, PrivateRabbit, Servers
+from tests.support.servers import PrivatePostgres, PrivateRabbit, Servers, private_servers
 from tests.support.stack import Stack, start_command_api, start_relay
 from tests.support.tcp_proxy import TcpProxy, proxied
 
@@ -136,6 +137,19 @@ class System:
         pgid = process.process.pid
         wait_until(lambda: not _group_alive(pgid), timeout=30, message=f"{name}'s group to exit")
         process.start()
+
+
+@contextlib.contextmanager
+def running_system(rabbit_nodes: int = 1) -> Iterator[System]:
+    """The whole system on servers of its own (`rabbit_nodes` RabbitMQ nodes, clustered), every process
+    ready; stopped and removed afterwards."""
+    with private_servers(rabbit_nodes=rabbit_nodes) as servers:
+        system = System.start(servers)
+        try:
+            wait_until(system.ready, timeout=60, interval=0.2, message="every process to be ready")
+            yield system
+        finally:
+            system.stop()
 
 
 def _ready(name: str, process: ServiceProcess) -> bool:
