@@ -4,8 +4,9 @@ from flask import Flask, Response, request
 
 from query_api.errors import ContactNotFound
 from query_api.openapi import openapi_document
-from query_api.params import parse_history_query, parse_list_query
+from query_api.params import parse_export_query, parse_history_query, parse_list_query
 from query_api.views import ContactViews
+from shared.contact_files import write_csv, write_vcards
 from shared.db import open_pool
 from shared.health import database_ready
 from shared.http import json_response, serve_common
@@ -37,6 +38,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.get("/api/contacts")
     def list_contacts() -> Response:
         return json_response(views.contacts(parse_list_query(request.args)))
+
+    @app.get("/api/contacts/export")
+    def export_contacts() -> Response:
+        query = parse_export_query(request.args)
+        contacts = views.export(query)
+        if query.format == "csv":
+            body, media_type, extension = write_csv(contacts), "text/csv; charset=utf-8", "csv"
+        else:
+            body, media_type, extension = write_vcards(contacts), "text/vcard; charset=utf-8", "vcf"
+        response = Response((text.encode() for text in body), content_type=media_type)
+        response.headers["Content-Disposition"] = f'attachment; filename="contacts.{extension}"'
+        return response
 
     @app.get("/api/contacts/<int:contact_id>")
     def get_contact(contact_id: int) -> Response:
