@@ -132,17 +132,22 @@ class ImportWorker:
 
     def run_pending(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
         """Apply every running job no other worker holds, on `conn` (this worker's own session)."""
-        store = ImportStore(conn)
-        for job_id in store.running_jobs():
+        for job_id in ImportStore(conn).running_jobs():
             if self.stopping.is_set():
                 return
-            job = store.try_claim(job_id)
-            if job is None:
-                continue
-            try:
-                self._run(store, job)
-            finally:
-                store.release(job_id)
+            self.run_job(conn, job_id)
+
+    def run_job(self, conn: psycopg.Connection[dict[str, Any]], job_id: str) -> bool:
+        """Apply the job unless another worker holds it (then False), on `conn` (this worker's own session)."""
+        store = ImportStore(conn)
+        job = store.try_claim(job_id)
+        if job is None:
+            return False
+        try:
+            self._run(store, job)
+        finally:
+            store.release(job_id)
+        return True
 
     def _run(self, store: ImportStore, job: dict[str, Any]) -> None:
         job_id = str(job["id"])
