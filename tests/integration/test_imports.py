@@ -1,5 +1,7 @@
 """Importing CSV and vCard files (SPEC §11): each row one ordinary write, rejected rows named, nothing twice."""
 
+import os
+import signal
 import uuid
 from typing import Any
 
@@ -8,9 +10,9 @@ import pytest
 import requests
 
 from tests.conftest import Launch
-from tests.support.imports import import_file, start_import_worker, upload
+from tests.support.imports import finished, import_file, start_import_worker, upload
 from tests.support.infra import Infra
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -180,3 +182,48 @@ def test_viewers_may_not_import_and_others_cannot_see_a_job(
         assert refused.status_code == 403
         assert viewer.get(job_url).status_code == 404
     assert http.get(job_url).status_code == 200
+
+
+def test_a_job_survives_kill_9_of_its_worker_midway_with_nothing_doubled_or_lost(
+    command_api: str, launch: Launch, http: requests.Session, infra: Infra
+) -> None:
+    t = tag()
+    rows = 3_000
+    content = "first_name,last_name,email,phone\n" + "".join(
+        f"K{i},L{i},kill{i}.{t}@example.com,+1 555 {i:07d}\n" for i in range(rows)
+    )
+    doomed = start_import_worker(launch, "imports-doomed", import_batch_size=50)
+    job_url = upload(http, command_api, content)
+    job_id = job_url.rsplit("/", 1)[1]
+
+    def state() -> tuple[int, int]:
+        with psycopg.connect(infra.database_url) as conn:
+            processed = conn.execute("SELECT processed FROM import_jobs WHERE id = %s", (job_id,)).fetchone()
+            count = conn.execute(
+                "SELECT count(*) FROM contacts WHERE email LIKE %s", (f"kill%.{t}@example.com",)
+            ).fetchone()
+        assert processed is not None and count is not None
+        return int(processed[0]), int(count[0])
+
+    wait_until(lambda: 0 < state()[0] < rows // 2, timeout=120, interval=0.02, message="the job to be under way")
+    assert doomed.process is not None
+    os.killpg(doomed.process.pid, signal.SIGKILL)
+    doomed.process.wait()
+    processed, count = state()
+    assert 0 < processed < rows
+    assert count == processed, "each batch commits with the job's count, or not at all"
+    assert http.get(job_url).json()["status"] == "running"
+
+    start_import_worker(launch, "imports-heir", import_batch_size=50)
+    job = finished(http, job_url, timeout=300)
+    assert (job["status"], job["rows"], job["created"], job["rejected"], job["errors"]) == ("done", rows, rows, 0, [])
+    with psycopg.connect(infra.database_url) as conn:
+        contacts = conn.execute(
+            "SELECT count(*), count(DISTINCT lower(email)) FROM contacts WHERE email LIKE %s",
+            (f"kill%.{t}@example.com",),
+        ).fetchone()
+        events = conn.execute(
+            "SELECT count(*) FROM outbox WHERE payload->'contact'->>'email' LIKE %s", (f"kill%.{t}@example.com",)
+        ).fetchone()
+    assert contacts == (rows, rows)
+    assert events == (rows,)
