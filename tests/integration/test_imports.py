@@ -1,5 +1,6 @@
 """Importing CSV and vCard files (SPEC §11): each row one ordinary write, rejected rows named, nothing twice."""
 
+import contextlib
 import os
 import signal
 import uuid
@@ -12,6 +13,7 @@ import requests
 from tests.conftest import Launch
 from tests.support.imports import finished, import_file, start_import_worker, upload
 from tests.support.infra import Infra
+from tests.support.notifier import LiveClient, start_notifier
 from tests.support.processes import ServiceProcess, wait_until
 
 pytestmark = pytest.mark.integration
@@ -227,3 +229,32 @@ def test_a_job_survives_kill_9_of_its_worker_midway_with_nothing_doubled_or_lost
         ).fetchone()
     assert contacts == (rows, rows)
     assert events == (rows,)
+
+
+def test_the_progress_of_a_job_is_pushed_live_to_the_importers_connections_only(
+    command_api: str, worker: ServiceProcess, launch: Launch, http: requests.Session, editor_token: str
+) -> None:
+    notifier, _ = start_notifier(launch)
+    importer, other = LiveClient(notifier, token=editor_token), LiveClient(notifier)
+    importer.hello()
+    other.hello()
+    t = tag()
+    content = "first_name,last_name,email,phone\n" + "".join(
+        f"P{i},L{i},push{i}.{t}@example.com,+1 555 {i:07d}\n" for i in range(1_200)
+    )
+    job_id = upload(http, command_api, content).rsplit("/", 1)[1]
+    frames: list[dict[str, Any]] = []
+    while not frames or frames[-1]["status"] == "running":
+        frame = importer.receive(timeout=60)
+        if frame["type"] == "import":
+            frames.append(frame)
+    assert {frame["id"] for frame in frames} == {job_id}
+    assert [frame["created"] for frame in frames][-3:] == [500, 1_000, 1_200]
+    assert frames[-1] == {
+        "type": "import", "id": job_id, "status": "done", "rows": 1_200, "created": 1_200, "rejected": 0
+    }  # fmt: skip
+    seen_by_other: list[str] = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            seen_by_other.append(other.receive(timeout=1)["type"])
+    assert "import" not in seen_by_other
