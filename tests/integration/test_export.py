@@ -38,6 +38,17 @@ def delete_all(infra: Infra, tag: str) -> None:
         conn.execute("UPDATE contacts SET deleted_at = now() WHERE email LIKE %s AND deleted_at IS NULL", (f"%{tag}%",))
 
 
+def insert_contacts(infra: Infra, count: int, tag: str, last_name: str = "'Row ' || n") -> None:
+    """`count` contacts straight into the table (no events: only reads are tested here), emails ending in tag."""
+    with psycopg.connect(infra.database_url) as conn:
+        conn.execute(
+            f"""INSERT INTO contacts (first_name, last_name, email, phone, version, created_at, updated_at)
+                SELECT 'Sam', {last_name}, 'sam' || n || %s, '+1 555 ' || n, 1, now(), now()
+                FROM generate_series(1, %s) AS n""",
+            (f".{tag}@example.com", count),
+        )
+
+
 def contacts_of(infra: Infra, tag: str) -> list[tuple[str, str, str, str]]:
     with psycopg.connect(infra.database_url) as conn:
         rows = conn.execute(
@@ -85,13 +96,7 @@ def test_an_export_holds_what_the_list_holds_for_the_same_search(
     query_api: str, http: requests.Session, infra: Infra
 ) -> None:
     tag = uuid.uuid4().hex[:10]
-    with psycopg.connect(infra.database_url) as conn:
-        conn.execute(
-            """INSERT INTO contacts (first_name, last_name, email, phone, version, created_at, updated_at)
-               SELECT 'Sam', 'Row ' || n, 'sam' || n || %s, '+1 555 0100 ' || n, 1, now(), now()
-               FROM generate_series(1, 250) AS n""",
-            (f".{tag}@example.com",),
-        )
+    insert_contacts(infra, 250, tag)
     listed: list[dict[str, Any]] = []
     params: dict[str, Any] = {"search": tag.upper(), "sort": "-email", "limit": 200}
     while True:
@@ -117,14 +122,7 @@ def test_an_export_of_100000_contacts_is_streamed_in_bounded_memory(
     launch: Launch, http: requests.Session, infra: Infra
 ) -> None:
     tag = uuid.uuid4().hex[:10]
-    with psycopg.connect(infra.database_url) as conn:
-        conn.execute(
-            """INSERT INTO contacts (first_name, last_name, email, phone, version, created_at, updated_at)
-               SELECT 'Many', 'Contact ' || n || ' ' || repeat('x', 40), 'many' || n || %s, '+1 555 ' || n, 1,
-                      now(), now()
-               FROM generate_series(1, 100000) AS n""",
-            (f".{tag}@example.com",),
-        )
+    insert_contacts(infra, 100_000, tag, last_name="'Contact ' || n || ' ' || repeat('x', 40)")
     port = free_port()
     server = launch(
         "query-api-export",

@@ -183,10 +183,15 @@ class AccountStore:
 
 _JOB_COLUMNS = "id, owner_id, actor, source, correlation_id, media_type, status, rows, processed, created, rejected"
 
+#: Announce the job the CTE `job` changed to the notifier (notifier.imports), as the transaction commits.
+_ANNOUNCE_JOB = """
+    SELECT pg_notify('import_progress', json_build_object(
+        'type', 'import', 'id', id, 'owner_id', owner_id, 'status', status,
+        'rows', rows, 'created', created, 'rejected', rejected)::text) FROM job"""
+
 #: Count a batch of rows as processed, if the job is still where its worker left it (else no row: another
 #: worker has moved it on, and the batch rolls back); the job is done with its last row, and forgets its file.
-#: The progress is announced to the notifier as the transaction commits.
-_ADVANCE_JOB = """
+_ADVANCE_JOB = f"""
     WITH job AS (
         UPDATE import_jobs SET processed = processed + %(rows)s, created = created + %(created)s,
                                rejected = rejected + %(rejected)s, updated_at = now(),
@@ -194,19 +199,15 @@ _ADVANCE_JOB = """
                                content = CASE WHEN processed + %(rows)s >= rows THEN NULL ELSE content END
         WHERE id = %(id)s AND processed = %(processed)s AND status = 'running'
         RETURNING id, owner_id, status, rows, created, rejected)
-    SELECT pg_notify('import_progress', json_build_object(
-        'type', 'import', 'id', id, 'owner_id', owner_id, 'status', status,
-        'rows', rows, 'created', created, 'rejected', rejected)::text) FROM job"""
+    {_ANNOUNCE_JOB}"""
 
-_END_JOB = """
+_END_JOB = f"""
     WITH job AS (
         UPDATE import_jobs SET status = %(status)s, rows = %(rows)s, content = CASE WHEN %(status)s = 'running'
                                THEN content END, updated_at = now()
         WHERE id = %(id)s AND status = 'running'
         RETURNING id, owner_id, status, rows, created, rejected)
-    SELECT pg_notify('import_progress', json_build_object(
-        'type', 'import', 'id', id, 'owner_id', owner_id, 'status', status,
-        'rows', rows, 'created', created, 'rejected', rejected)::text) FROM job"""
+    {_ANNOUNCE_JOB}"""
 
 
 class ImportStore:
