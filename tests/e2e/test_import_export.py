@@ -3,7 +3,7 @@
 import uuid
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, expect
+from playwright.sync_api import Browser, BrowserContext, FilePayload, expect
 
 from shared.contact_files import read_csv
 from tests.e2e.conftest import LiveStack, ms, open_page, record_refusals, screenshot
@@ -26,7 +26,7 @@ def test_an_imported_file_shows_its_progress_and_rejected_rows_and_a_search_expo
         f"Мария;Кюри {tag};marie.{tag}@example.com;+33 1 23 45 67 89\n"
     )
     page.get_by_label("Import contacts (CSV or vCard)").set_input_files(
-        files=[{"name": "people.csv", "mimeType": "text/csv", "buffer": content.encode()}]
+        files=FilePayload(name="people.csv", mimeType="text/csv", buffer=content.encode())
     )
     status = page.get_by_test_id("import-status")
     expect(status).to_contain_text("Import done: 4 rows — 3 imported, 1 rejected.", timeout=ms(30))
