@@ -8,8 +8,8 @@ its rejected rows and the job's new counts, so a batch is applied once or not at
 midway leaves the job running, with its file: the advisory lock it held goes with its session, and the
 next worker to claim the job reads the file again and carries on after the rows counted. An email
 already taken (in the database, or by an earlier row of the file) is a rejected row, so the same file
-again creates nothing twice. A job that fails IMPORT_MAX_ATTEMPTS claims in a row (a worker crashing
-on it each time) is ended `failed`.
+again creates nothing twice. A job claimed more than IMPORT_MAX_ATTEMPTS times (a worker that failed
+on it, died or was stopped) is ended `failed`, so that no file can keep the workers busy for ever.
 """
 
 import logging
@@ -145,6 +145,10 @@ class ImportWorker:
             return False
         try:
             self._run(store, job)
+        except psycopg.OperationalError:
+            raise  # the database is away: start over once it is back
+        except Exception:  # a fault of ours with this job: logged, and the job tried again at the next claim
+            log.exception("import failed", extra={"import_id": job_id, "attempt": job["attempts"]})
         finally:
             store.release(job_id)
         return True
@@ -155,12 +159,7 @@ class ImportWorker:
             log.error("import failed too often; ending it", extra={"import_id": job_id})
             store.end(job_id, "failed", job["rows"])
             return
-        try:
-            records = list(contact_files.read(job["media_type"], bytes(job["content"])))
-        except UnreadableFile as error:  # checked when submitted; kept for a file read by an older check
-            store.end(job_id, "failed", 0)
-            log.warning("import unreadable: %s", error, extra={"import_id": job_id})
-            return
+        records = list(contact_files.read(job["media_type"], bytes(job["content"])))
         if len(records) > self._settings.import_max_rows:
             store.end(job_id, "failed", len(records))
             log.warning("import over %d rows", self._settings.import_max_rows, extra={"import_id": job_id})
