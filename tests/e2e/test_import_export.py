@@ -38,7 +38,7 @@ def test_an_imported_file_shows_its_progress_and_rejected_rows_and_a_search_expo
     search(page, tag)
     expect(row(page, tag)).to_have_count(3)
     with page.expect_download() as download:
-        page.get_by_role("link", name="Export the contacts found as CSV").click()
+        page.get_by_role("link", name="Export CSV of the contacts found").click()
     path = download.value.path()
     exported = [record.fields for record in read_csv(path.read_text(encoding="utf-8"))]
     assert sorted(contact["email"] for contact in exported) == sorted(

@@ -6,14 +6,14 @@ const linkClass =
 
 /** Download the list as it is searched and sorted now, as CSV or vCard (streamed by query-api). */
 export function ExportLinks({ params }: { params: ListParams }) {
-  const what = params.search ? "the contacts found" : "all contacts";
+  const what = params.search ? "of the contacts found" : "of all contacts";
   return (
     <div className="flex flex-wrap gap-2">
-      <a href={api.exportUrl(params, "csv")} download="contacts.csv" className={linkClass} aria-label={`Export ${what} as CSV`}>
-        Export CSV
+      <a href={api.exportUrl(params, "csv")} download="contacts.csv" className={linkClass}>
+        Export CSV <span className="sr-only">{what}</span>
       </a>
-      <a href={api.exportUrl(params, "vcard")} download="contacts.vcf" className={linkClass} aria-label={`Export ${what} as vCard`}>
-        Export vCard
+      <a href={api.exportUrl(params, "vcard")} download="contacts.vcf" className={linkClass}>
+        Export vCard <span className="sr-only">{what}</span>
       </a>
     </div>
   );
