@@ -157,11 +157,13 @@ class ImportWorker:
         job_id = str(job["id"])
         if job["attempts"] > self._settings.import_max_attempts:
             log.error("import failed too often; ending it", extra={"import_id": job_id})
-            store.end(job_id, "failed", job["rows"])
+            reason = f"not finished in {self._settings.import_max_attempts} attempts; the rows counted stay imported"
+            store.end(job_id, "failed", job["rows"], reason)
             return
         records = list(contact_files.read(job["media_type"], bytes(job["content"])))
         if len(records) > self._settings.import_max_rows:
-            store.end(job_id, "failed", len(records))
+            reason = f"{len(records):,} contacts: a file may hold {self._settings.import_max_rows:,} at most"
+            store.end(job_id, "failed", len(records), reason)
             log.warning("import over %d rows", self._settings.import_max_rows, extra={"import_id": job_id})
             return
         if job["processed"] == 0:

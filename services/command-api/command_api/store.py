@@ -268,9 +268,16 @@ class ImportStore:
         rows = self._conn.execute("SELECT DISTINCT line FROM import_errors WHERE job_id = %s", (job_id,))
         return {row["line"] for row in rows.fetchall()}
 
-    def end(self, job_id: str, status: str, rows: int) -> None:
-        """Set the job's row count (still running), or end it `failed` or `done` before any row is applied."""
-        self._conn.execute(_END_JOB, {"id": job_id, "status": status, "rows": rows})
+    def end(self, job_id: str, status: str, rows: int, reason: str | None = None) -> None:
+        """Set the job's row count (still running), or end it `failed` (saying why, as an error of the file's
+        first line) or `done`."""
+        with self._conn.transaction():
+            if reason is not None:
+                self._conn.execute(
+                    "INSERT INTO import_errors (job_id, line, field, message) VALUES (%s, 1, 'file', %s)",
+                    (job_id, reason),
+                )
+            self._conn.execute(_END_JOB, {"id": job_id, "status": status, "rows": rows})
 
     def advance(self, job_id: str, processed: int, created: int, errors: list[tuple[int, str, str]]) -> bool:
         """Record a batch: its rejected rows' errors (line, field, message) and the job's new counts, in the
