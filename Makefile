@@ -9,7 +9,7 @@ export AMQP_URL ?= amqp://localhost:5672/%2F
 
 REQUIREMENTS := requirements-dev.txt shared/requirements.txt $(wildcard services/*/requirements.txt)
 
-.PHONY: install migrate console web gateway-tools browser-tools bench-tools run test web-test unit integration faults lint bench
+.PHONY: seed install migrate console web gateway-tools browser-tools bench-tools run test web-test unit integration faults lint bench
 
 ## install: the virtualenv with every service's dependencies (only when a requirements file changed)
 install: $(VENV)/.installed
@@ -22,6 +22,11 @@ $(VENV)/.installed: $(REQUIREMENTS)
 ## migrate: create the database named by DATABASE_URL if absent and apply every migration
 migrate: install
 	python -m shared.migrate
+
+## seed: COUNT sample contacts (default 500; names in several scripts) through the write path, as an import job
+COUNT ?= 500
+seed: migrate
+	python -m sample_data $(COUNT)
 
 ## web: the browser app, built into services/web/dist when its sources change
 WEB_SOURCES := $(shell find services/web/src services/web/index.html services/web/package-lock.json services/web/vite.config.ts -type f 2>/dev/null)
@@ -81,7 +86,7 @@ faults: install console
 lint: install
 	ruff check .
 	ruff format --check .
-	mypy shared services tests bench
+	mypy shared services tests bench sample_data
 
 ## bench: the benchmarks, each next to a baseline measured in the same run
 bench: install console bench-tools

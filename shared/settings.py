@@ -102,6 +102,16 @@ class Settings(BaseSettings):
     # the address a sign-in is counted under is the one the farthest of them saw. 0: the peer's own address.
     forwarded_for_hops: int = Field(1, ge=0)
 
+    # imports (issue 18, SPEC §11): files up to IMPORT_MAX_BYTES and IMPORT_MAX_ROWS contacts, applied by
+    # `python -m command_api.imports` in batches of IMPORT_BATCH_SIZE rows, each batch one transaction
+    import_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    import_max_rows: int = Field(50_000, ge=1)
+    import_batch_size: int = Field(500, ge=1)
+    import_poll_seconds: float = Field(5.0, gt=0)  # besides NOTIFY imports, how often a worker looks for jobs
+    import_max_attempts: int = Field(5, ge=1)  # claims of one job before it is ended `failed`
+    import_max_backoff_seconds: float = MAX_BACKOFF_SECONDS
+    imports_port: int = 8007  # the worker's probes and metrics
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -11,6 +11,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from tests.support.commands import start_command_consumer
 from tests.support.identity import create_user, token_for
+from tests.support.imports import start_import_worker
 from tests.support.infra import Infra
 from tests.support.notifier import start_notifier
 from tests.support.processes import ROOT, TIMEOUT_FACTOR, ServiceProcess, free_port
@@ -57,6 +58,7 @@ def live_stack(infra: Infra) -> Iterator[LiveStack]:
         start_relay(stack.launch, "e2e-relay", relay_poll_seconds=0.2)
         start_command_consumer(stack.launch, "e2e-commands", create_reply_delay_seconds=CREATE_DELAY)
         start_history_worker(stack.launch, "e2e-history-worker")
+        start_import_worker(stack.launch, "e2e-imports")
         query_api = start_query_api(stack.launch, "e2e-query-api", app_origins=app_origins)
         notifier_url, notifier = start_notifier(
             stack.launch, "e2e-notifier", notifier_allowed_origins=json.dumps([origin])

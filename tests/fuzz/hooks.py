@@ -16,11 +16,12 @@ VERSION_MISMATCH = (412, "/problems/version-mismatch")
 IDEMPOTENCY_KEY_REUSED = (422, "/problems/idempotency-key-reused")
 URI_TOO_LONG = (414, "about:blank")
 HEADERS_TOO_LARGE = (431, "about:blank")
+UNREADABLE_FILE = (422, "/problems/unreadable-file")
 
 
 @schemathesis.hook
 def filter_failure(context: Any, failure: Failure, case: Any, response: Any) -> bool:
-    """Keep every failure except these three, each right for our API and unknown to the check:
+    """Keep every failure except these four, each right for our API and unknown to the check:
 
     - 412 to a request whose `If-Match` names another version, its data valid or not: RFC 9110 §13.2.1
       evaluates preconditions before the request content, and If-Match matching no current ETag is 412
@@ -30,12 +31,17 @@ def filter_failure(context: Any, failure: Failure, case: Any, response: Any) -> 
       keys from a small space and reuses them with new bodies.
     - 414 and 431, gunicorn's refusals of a request line or headers over its limits, to invalid data:
       they are rejections (4xx problems, documented), missing from negative_data_rejection's list.
+    - 422 `unreadable-file` to an import whose body is a string but no file we read (a CSV whose header
+      names no field, a vCard file without a card): what a CSV or vCard file holds is no JSON Schema
+      string's to say, so the document gives the body as a string, and this 422 among its replies.
     """
     reply = (response.status_code, _problem_type(response))
     if isinstance(failure, RejectedPositiveData | AcceptedNegativeData) and reply == VERSION_MISMATCH:
         return "If-Match" not in (case.headers or {})
     if isinstance(failure, RejectedPositiveData) and reply == IDEMPOTENCY_KEY_REUSED:
         return "Idempotency-Key" not in (case.headers or {})
+    if isinstance(failure, RejectedPositiveData) and reply == UNREADABLE_FILE:
+        return False
     return not (isinstance(failure, AcceptedNegativeData) and reply in (URI_TOO_LONG, HEADERS_TOO_LARGE))
 
 

@@ -40,6 +40,7 @@ PROBES = {
     "command-api": ("command_api_port", FLASK_PROBES),
     "query-api": ("query_api_port", FLASK_PROBES),
     "commands": ("command_consumer_port", WORKER_PROBES),
+    "imports": ("imports_port", WORKER_PROBES),
     "history-worker": ("history_worker_port", WORKER_PROBES),
     "notifier": ("notifier_port", WORKER_PROBES),
     "relay": ("relay_metrics_port", {"/metrics"}),  # prometheus_client.start_http_server

@@ -3,6 +3,7 @@
 import json
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from command_api.handlers import (
     PatchContact,
     ReplaceContact,
 )
+from command_api.imports import MEDIA_TYPES, ImportJobs
 from command_api.openapi import openapi_document
 from shared import consistency
 from shared.db import open_pool
@@ -56,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     identity = Identity.start(settings, settings.database_url)
     accounts = Accounts(pool, identity.tokens, settings)
+    imports = ImportJobs(pool)
     serve_common(app, openapi_document, readiness, identity)
     limit_requests(app, pool, settings)  # after serve_common: its identity hook sets g.caller
 
@@ -139,7 +142,27 @@ def create_app(settings: Settings | None = None) -> Flask:
     def patch_user(user_id: int) -> Response:
         return json_response(public(accounts.patch_user(user_id, _json_body(), g.caller)))
 
+    @app.post("/api/imports")
+    def create_import() -> Response:
+        job = imports.submit(g.caller, *_file_body(settings.import_max_bytes), correlation_id.get())
+        response = json_response(job, 202)
+        response.headers["Location"] = f"/api/imports/{job['id']}"
+        return response
+
+    @app.get("/api/imports/<uuid:job_id>")
+    def get_import(job_id: uuid.UUID) -> Response:
+        return json_response(imports.job(str(job_id), g.caller))
+
     return app
+
+
+def _file_body(max_bytes: int) -> tuple[str, bytes]:
+    """An import file's media type and bytes: 415 unless CSV or vCard (in UTF-8), 413 over `max_bytes`."""
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if request.mimetype not in MEDIA_TYPES or charset not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType("send the file as text/csv or text/vcard, in UTF-8")
+    request.max_content_length = max_bytes
+    return request.mimetype, request.get_data()
 
 
 def _session_body(signed_in: SignedIn) -> dict[str, Any]:

@@ -138,3 +138,23 @@ class UserNotFound(CommandRefused):
 
     def __init__(self, user_id: int) -> None:
         super().__init__(f"user {user_id} does not exist")
+
+
+# Refusals of the import endpoints (SPEC §11).
+
+
+class UnreadableImport(CommandRefused):
+    """A file that is not one we read at all: not UTF-8, no header naming a contact field, no vCard."""
+
+    status = 422
+    title = "Unreadable file"
+    slug = "unreadable-file"
+
+
+class ImportNotFound(CommandRefused):
+    status = 404
+    title = "Not found"
+    slug = "not-found"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"import {job_id} does not exist")

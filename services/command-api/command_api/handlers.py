@@ -6,6 +6,7 @@ HTTP requests and RabbitMQ commands both arrive here; nothing in this module kno
 import hashlib
 import json
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -56,6 +57,8 @@ class DeleteContact:
 
 
 Command = CreateContact | ReplaceContact | PatchContact | DeleteContact
+#: What a command of a batch came to: the contact it left (None after a delete), or why it was refused.
+Outcome = Contact | None | CommandRefused
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,31 @@ class ContactHandlers:
             if error.diag.constraint_name == "contacts_email_key":
                 raise DuplicateEmail() from None
             raise
+
+    def handle_batch(
+        self,
+        commands: Sequence[Command],
+        origin: Origin,
+        record: Callable[[Connection[dict[str, Any]], list[Outcome]], None],
+    ) -> list[Outcome]:
+        """Apply the commands in one transaction, each under a savepoint so that a refused one (its problem
+        in its place among the outcomes) leaves the others be; `record` runs last in the same transaction
+        with the outcomes (an import's progress), so all of it commits or none."""
+        with self._pool.connection() as conn, conn.transaction():
+            store = ContactStore(conn)
+            outcomes: list[Outcome] = []
+            for command in commands:
+                try:
+                    with conn.transaction():
+                        outcomes.append(apply(store, command, origin))
+                except CommandRefused as refused:
+                    outcomes.append(refused)
+                except errors.UniqueViolation as error:
+                    if error.diag.constraint_name != "contacts_email_key":
+                        raise
+                    outcomes.append(DuplicateEmail())
+            record(conn, outcomes)
+        return outcomes
 
     @staticmethod
     def _handle(store: ContactStore, command: Command, origin: Origin) -> Contact | None:

@@ -6,6 +6,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from command_api.accounts import NewUser, Session, SignIn, User, UserList, UserPatch
+from command_api.imports import MEDIA_TYPES, ImportJob
 from shared import consistency
 from shared.http import TOKEN_SCHEMA
 from shared.identity import OPENAPI_SECURITY, OPENAPI_SECURITY_SCHEMES
@@ -45,7 +46,7 @@ def openapi_document() -> dict[str, Any]:
             (ContactData, "validation"),
             (Contact, "serialization"),
             *((model, "validation") for model in (SignIn, NewUser, UserPatch)),
-            *((model, "serialization") for model in (Session, User, UserList)),
+            *((model, "serialization") for model in (Session, User, UserList, ImportJob)),
         ],
         ref_template="#/components/schemas/{model}",
     )
@@ -171,6 +172,35 @@ def openapi_document() -> dict[str, Any]:
                         **problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
                         **TOO_MANY_REQUESTS,
                     },
+                },
+            },
+            "/api/imports": {
+                "post": {
+                    "summary": "Import a CSV (header row) or vCard 3.0/4.0 file, UTF-8, up to 10 MB and 50,000 "
+                    "contacts: a job that applies it in the background (editors and admins)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {media_type: {"schema": {"type": "string"}} for media_type in sorted(MEDIA_TYPES)},
+                    },
+                    "responses": {
+                        **_reply(202, "ImportJob", "accepted", headers={"Location": {"schema": {"type": "string"}}}),
+                        **problem_responses(400, 401, 403, 413, 415, 422),
+                        **TOO_MANY_REQUESTS,
+                    },
+                },
+            },
+            "/api/imports/{import_id}": {
+                "get": {
+                    "summary": "An import job of the caller's (any, for admins): its progress and rejected rows",
+                    "parameters": [
+                        {
+                            "name": "import_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "format": "uuid"},
+                        }
+                    ],
+                    "responses": {**_reply(200, "ImportJob"), **problem_responses(401, 403, 404)},
                 },
             },
         },

@@ -183,3 +183,127 @@ class AccountStore:
 
     def revoke_sessions_of(self, user_id: int) -> None:
         self._conn.execute(_REVOKE_SESSIONS_OF, (user_id,))
+
+
+# Imports (SPEC §11): a job per uploaded file, its counts and its rejected rows (migration 0007).
+
+_JOB_COLUMNS = "id, owner_id, actor, source, correlation_id, media_type, status, rows, processed, created, rejected"
+
+#: Announce the job the CTE `job` changed to the notifier (notifier.imports), as the transaction commits.
+_ANNOUNCE_JOB = """
+    SELECT pg_notify('import_progress', json_build_object(
+        'type', 'import', 'id', id, 'owner_id', owner_id, 'status', status,
+        'rows', rows, 'created', created, 'rejected', rejected)::text) FROM job"""
+
+#: Count a batch of rows as processed, if the job is still where its worker left it (else no row: another
+#: worker has moved it on, and the batch rolls back); the job is done with its last row, and forgets its file.
+_ADVANCE_JOB = f"""
+    WITH job AS (
+        UPDATE import_jobs SET processed = processed + %(rows)s, created = created + %(created)s,
+                               rejected = rejected + %(rejected)s, updated_at = now(),
+                               status = CASE WHEN processed + %(rows)s >= rows THEN 'done' ELSE status END,
+                               content = CASE WHEN processed + %(rows)s >= rows THEN NULL ELSE content END
+        WHERE id = %(id)s AND processed = %(processed)s AND status = 'running'
+        RETURNING id, owner_id, status, rows, created, rejected)
+    {_ANNOUNCE_JOB}"""
+
+_END_JOB = f"""
+    WITH job AS (
+        UPDATE import_jobs SET status = %(status)s, rows = %(rows)s, content = CASE WHEN %(status)s = 'running'
+                               THEN content END, updated_at = now()
+        WHERE id = %(id)s AND status = 'running'
+        RETURNING id, owner_id, status, rows, created, rejected)
+    {_ANNOUNCE_JOB}"""
+
+
+class ImportStore:
+    def __init__(self, conn: Connection[dict[str, Any]]) -> None:
+        self._conn = conn
+
+    def insert_job(
+        self,
+        owner_id: int | None,
+        actor: dict[str, object],
+        source: str,
+        correlation_id: str | None,
+        media_type: str,
+        content: bytes,
+    ) -> dict[str, Any]:
+        row = self._conn.execute(
+            f"""INSERT INTO import_jobs (owner_id, actor, source, correlation_id, media_type, content)
+                VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_JOB_COLUMNS}""",
+            (owner_id, Jsonb(actor), source, correlation_id, media_type, content),
+        ).fetchone()
+        assert row is not None
+        return row
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        return self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM import_jobs WHERE id = %s", (job_id,)).fetchone()
+
+    def errors(self, job_id: str) -> list[dict[str, Any]]:
+        return self._conn.execute(
+            "SELECT line, field, message FROM import_errors WHERE job_id = %s ORDER BY line, field", (job_id,)
+        ).fetchall()
+
+    def running_jobs(self) -> list[str]:
+        """The jobs not done yet, oldest first."""
+        rows = self._conn.execute("SELECT id::text FROM import_jobs WHERE status = 'running' ORDER BY created_at")
+        return [row["id"] for row in rows.fetchall()]
+
+    def try_claim(self, job_id: str) -> dict[str, Any] | None:
+        """The job with its file, if it is still running and no other session holds it; held by this
+        session (an advisory lock, let go when the session ends however it ends) until `release`."""
+        locked = self._conn.execute(
+            "SELECT pg_try_advisory_lock(hashtextextended(%s, 0)) AS locked", (job_id,)
+        ).fetchone()
+        if locked is None or not locked["locked"]:
+            return None
+        job = self._conn.execute(
+            f"""UPDATE import_jobs SET attempts = attempts + 1 WHERE id = %s AND status = 'running'
+                RETURNING {_JOB_COLUMNS}, content, attempts""",
+            (job_id,),
+        ).fetchone()
+        if job is None:
+            self.release(job_id)
+        return job
+
+    def release(self, job_id: str) -> None:
+        self._conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (job_id,))
+
+    def rejected_lines(self, job_id: str) -> set[int]:
+        rows = self._conn.execute("SELECT DISTINCT line FROM import_errors WHERE job_id = %s", (job_id,))
+        return {row["line"] for row in rows.fetchall()}
+
+    def end(self, job_id: str, status: str, rows: int, reason: str | None = None) -> None:
+        """Set the job's row count (still running), or end it `failed` (saying why, as an error of the file's
+        first line) or `done`."""
+        with self._conn.transaction():
+            if reason is not None:
+                self._conn.execute(
+                    "INSERT INTO import_errors (job_id, line, field, message) VALUES (%s, 1, 'file', %s)",
+                    (job_id, reason),
+                )
+            self._conn.execute(_END_JOB, {"id": job_id, "status": status, "rows": rows})
+
+    def advance(self, job_id: str, processed: int, created: int, errors: list[tuple[int, str, str]]) -> bool:
+        """Record a batch: its rejected rows' errors (line, field, message) and the job's new counts, in the
+        caller's transaction; False if the job is no longer at `processed` (the caller must roll back)."""
+        rejected_lines = {line for line, _, _ in errors}
+        if errors:
+            lines, fields, messages = (list(column) for column in zip(*errors, strict=True))
+            self._conn.execute(
+                """INSERT INTO import_errors (job_id, line, field, message)
+                   SELECT %s, * FROM unnest(%s::integer[], %s::text[], %s::text[])""",
+                (job_id, lines, fields, messages),
+            )
+        advanced = self._conn.execute(
+            _ADVANCE_JOB,
+            {
+                "id": job_id,
+                "processed": processed,
+                "rows": created + len(rejected_lines),
+                "created": created,
+                "rejected": len(rejected_lines),
+            },
+        ).fetchone()
+        return advanced is not None

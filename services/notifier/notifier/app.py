@@ -16,6 +16,7 @@ from notifier import messages
 from notifier.access import Client, Gate
 from notifier.consumer import EventConsumer
 from notifier.fanout import Fanout
+from notifier.imports import ImportProgress
 from notifier.recent import RecentEvents
 from notifier.session import serve_client
 from shared.identity import Identity, IdentityUnavailable, Unauthenticated
@@ -114,10 +115,12 @@ async def run(settings: Settings) -> None:
         loop.call_soon_threadsafe(gate.revoked, session_id)
 
     identity.revocations.on_revoked = on_revoked
+    progress = ImportProgress(settings)
+    listening = asyncio.create_task(progress.run())
 
     async def handler(client: ServerConnection) -> None:
         assert isinstance(client, Client)
-        with gate.watching(client):
+        with gate.watching(client), progress.watching(client):
             await serve_client(client, fanout)
 
     async with serve(
@@ -140,6 +143,7 @@ async def run(settings: Settings) -> None:
         consuming = asyncio.create_task(consumer.run())
         await asyncio.wait([consuming, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
         consuming.cancel()
+        listening.cancel()
         # Leaving the block closes every client with 1001 (going away); they reconnect elsewhere and resume.
 
 

@@ -1,13 +1,16 @@
 """HTTP entry of the read side: parse the query, ask the views, shape the reply."""
 
+import itertools
+
 from flask import Flask, Response, request
 from prometheus_client import Gauge
 
 from query_api.errors import ContactNotFound
 from query_api.openapi import openapi_document
-from query_api.params import parse_history_query, parse_list_query
+from query_api.params import parse_export_query, parse_history_query, parse_list_query
 from query_api.views import ContactViews
 from shared import consistency
+from shared.contact_files import write_csv, write_vcards
 from shared.db import open_pool
 from shared.health import database_ready
 from shared.http import json_response, serve_common
@@ -69,6 +72,20 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.get("/api/contacts")
     def list_contacts() -> Response:
         return json_response(views.contacts(parse_list_query(request.args)))
+
+    @app.get("/api/contacts/export")
+    def export_contacts() -> Response:
+        query = parse_export_query(request.args)
+        rows = views.export(query)
+        # The query runs before the reply starts, so that a database that is away is a 503, not a cut-off file.
+        contacts = itertools.chain(list(itertools.islice(rows, 1)), rows)
+        if query.format == "csv":
+            body, media_type, extension = write_csv(contacts), "text/csv; charset=utf-8", "csv"
+        else:
+            body, media_type, extension = write_vcards(contacts), "text/vcard; charset=utf-8", "vcf"
+        response = Response((text.encode() for text in body), content_type=media_type)
+        response.headers["Content-Disposition"] = f'attachment; filename="contacts.{extension}"'
+        return response
 
     @app.get("/api/contacts/<int:contact_id>")
     def get_contact(contact_id: int) -> Response:

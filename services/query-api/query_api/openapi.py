@@ -6,7 +6,15 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from query_api.pages import ContactPage, HistoryPage
-from query_api.params import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT, MAX_SEARCH_LENGTH, SEARCH_PATTERN, SORTS
+from query_api.params import (
+    CURSOR_PATTERN,
+    DEFAULT_LIMIT,
+    EXPORT_FORMATS,
+    MAX_LIMIT,
+    MAX_SEARCH_LENGTH,
+    SEARCH_PATTERN,
+    SORTS,
+)
 from shared.consistency import OPENAPI_PARAMETER
 from shared.identity import OPENAPI_SECURITY, OPENAPI_SECURITY_SCHEMES
 from shared.models import Contact
@@ -34,6 +42,13 @@ def openapi_document() -> dict[str, Any]:
         "schema": {"type": "string", "pattern": CURSOR_PATTERN},
         "description": "next_cursor, as given; one of this shape we did not issue for this list is a 404",
     }
+    search = {
+        "name": "search",
+        "in": "query",
+        "schema": {"type": "string", "maxLength": MAX_SEARCH_LENGTH, "pattern": SEARCH_PATTERN},
+        "description": "matched anywhere in first name, last name, email or phone",
+    }
+    sort = {"name": "sort", "in": "query", "schema": {"type": "string", "enum": list(SORTS), "default": "last_name"}}
     contact_id = {"name": "contact_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
     return {
         "openapi": "3.1.0",
@@ -42,23 +57,34 @@ def openapi_document() -> dict[str, Any]:
             "/api/contacts": {
                 "get": {
                     "summary": "List contacts: case-insensitive substring search, sort, keyset pages",
+                    "parameters": [search, sort, limit, cursor, OPENAPI_PARAMETER],
+                    "responses": {"200": _reply("ContactPage"), **problem_responses(400, 401, 403, 404, 422, 503)},
+                }
+            },
+            "/api/contacts/export": {
+                "get": {
+                    "summary": "The whole list, or a search of it, as a CSV (a header row: first_name, last_name, "
+                    "email, phone) or vCard 4.0 file, streamed; it imports back as it is",
                     "parameters": [
                         {
-                            "name": "search",
+                            "name": "format",
                             "in": "query",
-                            "schema": {"type": "string", "maxLength": MAX_SEARCH_LENGTH, "pattern": SEARCH_PATTERN},
-                            "description": "matched anywhere in first name, last name, email or phone",
+                            "schema": {"type": "string", "enum": list(EXPORT_FORMATS), "default": "csv"},
                         },
-                        {
-                            "name": "sort",
-                            "in": "query",
-                            "schema": {"type": "string", "enum": list(SORTS), "default": "last_name"},
-                        },
-                        limit,
-                        cursor,
-                        OPENAPI_PARAMETER,
+                        search,
+                        sort,
                     ],
-                    "responses": {"200": _reply("ContactPage"), **problem_responses(400, 401, 403, 404, 422, 503)},
+                    "responses": {
+                        "200": {
+                            "description": "the file",
+                            "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
+                            "content": {
+                                "text/csv; charset=utf-8": {"schema": {"type": "string"}},
+                                "text/vcard; charset=utf-8": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **problem_responses(401, 403, 422),
+                    },
                 }
             },
             "/api/contacts/{contact_id}": {

@@ -18,6 +18,7 @@ from query_api.errors import InvalidQuery, UnknownCursor
 
 SORT_FIELDS = ("last_name", "first_name", "email", "updated_at")
 SORTS = tuple(sort for field in SORT_FIELDS for sort in (field, f"-{field}"))
+EXPORT_FORMATS = ("csv", "vcard")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 MAX_SEARCH_LENGTH = 200
@@ -60,6 +61,15 @@ class ListQuery:
 
 
 @dataclass(frozen=True)
+class ExportQuery:
+    """The whole list, or a search of it, in one sort order, as a file of `format` (SPEC §11)."""
+
+    format: str
+    search: str | None
+    sort: Sort
+
+
+@dataclass(frozen=True)
 class HistoryQuery:
     limit: int
     before_version: int | None = None
@@ -69,15 +79,32 @@ def parse_list_query(args: Mapping[str, str]) -> ListQuery:
     errors: list[dict[str, str]] = []
     limit = _limit(args, errors)
     search = _search(args, errors)
-    sort_name = args.get("sort", "last_name")
-    if sort_name not in SORTS:
-        errors.append({"field": "sort", "message": f"sort by one of {', '.join(SORTS)}"})
-        sort_name = "last_name"
-    sort = Sort(sort_name.lstrip("-"), sort_name.startswith("-"))
+    sort = _sort(args, errors)
     cursor = _cursor(args, errors)
     if errors:
         raise InvalidQuery(errors)
     return ListQuery(search, sort, limit, None if cursor is None else _list_position(_decode(cursor), sort))
+
+
+def parse_export_query(args: Mapping[str, str]) -> ExportQuery:
+    """`format` (csv, the default, or vcard), and `search` and `sort` as a list has them."""
+    errors: list[dict[str, str]] = []
+    export_format = args.get("format", "csv")
+    if export_format not in EXPORT_FORMATS:
+        errors.append({"field": "format", "message": f"one of {', '.join(EXPORT_FORMATS)}"})
+    search = _search(args, errors)
+    sort = _sort(args, errors)
+    if errors:
+        raise InvalidQuery(errors)
+    return ExportQuery(export_format, search, sort)
+
+
+def _sort(args: Mapping[str, str], errors: list[dict[str, str]]) -> Sort:
+    sort_name = args.get("sort", "last_name")
+    if sort_name not in SORTS:
+        errors.append({"field": "sort", "message": f"sort by one of {', '.join(SORTS)}"})
+        sort_name = "last_name"
+    return Sort(sort_name.lstrip("-"), sort_name.startswith("-"))
 
 
 def parse_history_query(args: Mapping[str, str]) -> HistoryQuery:

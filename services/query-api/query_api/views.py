@@ -12,7 +12,7 @@ the page's full rows are read by id in the same statement. Every list pages by k
 id), so rows never shift between pages.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
@@ -20,7 +20,16 @@ from psycopg import Connection
 from psycopg.sql import SQL, Composable, Composed, Literal, Placeholder
 from psycopg_pool import ConnectionPool
 
-from query_api.params import MAX_ID, MAX_VERSION, HistoryQuery, ListQuery, Sort, history_cursor, list_cursor
+from query_api.params import (
+    MAX_ID,
+    MAX_VERSION,
+    ExportQuery,
+    HistoryQuery,
+    ListQuery,
+    Sort,
+    history_cursor,
+    list_cursor,
+)
 from shared.models import Contact
 
 #: Each must stay the expression of its `contacts_by_<field>` index.
@@ -33,6 +42,8 @@ SORT_KEYS = {
 #: The sort orders cut into search blocks (migration 0004); their `sort_field` there.
 BLOCKED = frozenset({"last_name", "first_name", "email"})
 WALK_BUDGET = 10_000
+#: Rows an export fetches from its server-side cursor at a time: all it holds in memory.
+EXPORT_CHUNK = 1_000
 #: The most blocks a search walks through (each about 1,000 rows, see split_search_blocks).
 CANDIDATE_BLOCKS = 16
 
@@ -79,6 +90,19 @@ class ContactViews:
         for row in rows:
             del row["sort_key"]
         return {"items": rows, "next_cursor": cursor}
+
+    def export(self, query: ExportQuery) -> Iterator[Row]:
+        """Every live contact that matches the search, in sort order, read from a server-side cursor
+        EXPORT_CHUNK rows at a time (constant memory however many there are); the connection is the
+        export's until the iterator ends or is closed."""
+        parts = _parts(query.sort, False)
+        where = SQL("AND search_text LIKE '%%' || lower(%(term)s) || '%%'") if query.search else SQL("")
+        statement = _EXPORT.format(**parts, search=where)
+        params = {"term": like_pattern(query.search)} if query.search else {}
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor("export") as cursor:
+            cursor.itersize = EXPORT_CHUNK
+            cursor.execute(statement, params)
+            yield from cursor
 
     def history(self, contact_id: int, query: HistoryQuery) -> Body | None:
         """The contact's versions, newest first; None if the contact never existed."""
@@ -268,6 +292,12 @@ _PAGE = SQL(
     """SELECT {columns}, {key} AS sort_key FROM contacts
        WHERE deleted_at IS NULL {after}
        ORDER BY {key} {direction}, id {direction} LIMIT %(limit)s"""
+)
+
+# Every live contact (that matches {search}), in sort order.
+_EXPORT = SQL(
+    """SELECT first_name, last_name, email, phone FROM contacts WHERE deleted_at IS NULL {search}
+       ORDER BY {key} {direction}, id {direction}"""
 )
 
 # The full rows of a search page whose ids and sort keys the CTE `page` found.

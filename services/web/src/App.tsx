@@ -7,7 +7,9 @@ import { FormError, describeError } from "./components/ContactFields";
 import { ContactList } from "./components/ContactList";
 import { CreateContact } from "./components/CreateContact";
 import { EditContact } from "./components/EditContact";
+import { ExportLinks } from "./components/ExportLinks";
 import { HistoryPanel } from "./components/HistoryPanel";
+import { ImportContacts } from "./components/ImportContacts";
 import { UsersPage } from "./components/UsersPage";
 import { useLiveContacts } from "./live/useLiveContacts";
 import { useDebouncedValue } from "./useDebouncedValue";
@@ -187,6 +189,10 @@ export function App({ user, sessionEnded = false }: Props) {
                 ))}
               </select>
             </label>
+          </div>
+          <div className="flex flex-col gap-2 sm:flex-row sm:items-end sm:justify-between">
+            {canWrite && <ImportContacts />}
+            <ExportLinks params={{ search, sort }} />
           </div>
           <div className="flex min-h-0 flex-1 flex-col rounded-lg border border-slate-200 bg-white">
             <ContactList

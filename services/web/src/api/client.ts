@@ -2,6 +2,7 @@ import type {
   Contact,
   ContactInput,
   HistoryItem,
+  ImportJob,
   ListParams,
   NewUser,
   Page,
@@ -144,4 +145,13 @@ export const api = {
   addUser: (user: NewUser) => request<User>("/api/users", json("POST", user)),
 
   updateUser: (id: number, patch: UserPatch) => request<User>(`/api/users/${id}`, json("PATCH", patch)),
+
+  importFile: (file: Blob, mediaType: string) =>
+    request<ImportJob>("/api/imports", { method: "POST", headers: { "Content-Type": mediaType }, body: file }),
+
+  importJob: (id: string) => request<ImportJob>(`/api/imports/${id}`),
+
+  /** Where the list, or the current search of it, downloads as a file. */
+  exportUrl: ({ search, sort }: ListParams, format: "csv" | "vcard") =>
+    `/api/contacts/export${query({ format, search, sort })}`,
 };

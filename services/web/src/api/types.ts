@@ -103,3 +103,23 @@ export type UserPatch = Partial<Pick<User, "name" | "role" | "disabled"> & { pas
 
 /** The name to show for a change: the actor's, else its source ("console", "api"). */
 export const changedBy = (change: { actor?: Actor | null; source: string }): string => change.actor?.name || change.source;
+
+/** One row of an import file that was not imported: the line its record starts on. */
+export interface RejectedRow {
+  line: number;
+  field: string;
+  message: string;
+}
+
+/** An import job (`GET /api/imports/{id}`); `rows` is 0 until the file has been read. */
+export interface ImportJob {
+  id: string;
+  status: "running" | "done" | "failed";
+  rows: number;
+  created: number;
+  rejected: number;
+  errors: RejectedRow[];
+}
+
+/** The progress of one of the signed-in user's imports, pushed on `/ws` (no `seq`, never replayed). */
+export type ImportProgress = Omit<ImportJob, "errors"> & { type: "import" };
