@@ -16,6 +16,8 @@ from notifier import messages
 from notifier.access import Client, Gate
 from notifier.consumer import EventConsumer
 from notifier.fanout import Fanout
+from notifier.presence import Presence
+from notifier.presence_bus import PresenceBus
 from notifier.recent import RecentEvents
 from notifier.session import serve_client
 from shared.identity import Identity, IdentityUnavailable, Unauthenticated
@@ -103,10 +105,19 @@ def _reply(
 
 
 async def run(settings: Settings) -> None:
-    """The composition root: the fan-out, its consumer, the gate and the revocations it hears of, the server."""
+    """The composition root: the fan-out, its consumer, the gate and the revocations it hears of, presence and
+    its bus, the server."""
     loop = asyncio.get_running_loop()
     fanout = Fanout(RecentEvents(settings.notifier_resume_events), settings.notifier_client_buffer_bytes)
     consumer = EventConsumer(settings, fanout)
+    presence = Presence(
+        fanout.broadcast,
+        settings.notifier_presence_ttl_seconds,
+        settings.notifier_presence_max_contacts,
+        settings.notifier_presence_rate_per_second,
+        settings.notifier_presence_burst,
+    )
+    presence_bus = PresenceBus(settings.amqp_url, presence, settings.notifier_max_backoff_seconds)
     identity = await asyncio.to_thread(Identity.start, settings, settings.database_url)
     gate = Gate(identity)
 
@@ -118,7 +129,7 @@ async def run(settings: Settings) -> None:
     async def handler(client: ServerConnection) -> None:
         assert isinstance(client, Client)
         with gate.watching(client):
-            await serve_client(client, fanout)
+            await serve_client(client, fanout, presence)
 
     async with serve(
         handler,
@@ -137,9 +148,10 @@ async def run(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        consuming = asyncio.create_task(consumer.run())
-        await asyncio.wait([consuming, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
-        consuming.cancel()
+        running = [asyncio.create_task(task) for task in (consumer.run(), presence_bus.run(), presence.run())]
+        await asyncio.wait([*running, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        for task in running:
+            task.cancel()
         # Leaving the block closes every client with 1001 (going away); they reconnect elsewhere and resume.
 
 

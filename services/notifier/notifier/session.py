@@ -1,4 +1,5 @@
-"""One client's connection: hello, then the events from where it asked to resume, and its messages answered."""
+"""One client's connection: hello, then the events from where it asked to resume, presence, and its messages
+answered."""
 
 import asyncio
 import contextlib
@@ -11,26 +12,30 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 from websockets.frames import CloseCode
 
 from notifier import messages
+from notifier.access import Client
 from notifier.fanout import DROPPED, Fanout
-from notifier.messages import ClientMessageError
+from notifier.messages import ClientMessageError, Presence
+from notifier.presence import Presence as PresenceRoom
 
 log = logging.getLogger(__name__)
 
 CONNECTIONS = Gauge("notifier_connections", "Open WebSocket connections")
 
 
-async def serve_client(client: ServerConnection, fanout: Fanout) -> None:
+async def serve_client(client: Client, fanout: Fanout, presence: PresenceRoom) -> None:
     """Greet the client with the stream's position, then follow the stream for it until it goes.
 
     A resume is asked once: on the URL, or as the first message. A message asks it one round trip
     after the hello; if events were sent in between, the client is resumed only if it missed none,
-    else it resyncs (it cannot get the older events after the newer ones).
+    else it resyncs (it cannot get the older events after the newer ones). Presence messages come and go
+    at any time, and do not count as the first message.
     """
     with CONNECTIONS.track_inprogress():
         recent = fanout.recent
         assert recent.epoch is not None, "the handshake is refused until the stream's position is known"
         greeted = (recent.epoch, recent.head)
         await client.send(messages.hello(*greeted))
+        presence.join(client)
         asked = messages.resume_from_query(urlsplit(client.request.path if client.request else "").query)
         following = _follow(fanout, client, (asked.epoch, asked.after) if asked else greeted)
         may_resume = asked is None
@@ -40,6 +45,11 @@ async def serve_client(client: ServerConnection, fanout: Fanout) -> None:
                     resume = messages.parse_client_message(message)
                 except ClientMessageError as error:
                     await client.send(messages.error(str(error)))
+                    continue
+                if isinstance(resume, Presence):
+                    refused = presence.announce(client, resume)
+                    if refused is not None:
+                        await client.send(messages.error(refused))
                     continue
                 if not may_resume:
                     await client.send(messages.error("resume is asked once: on the URL or as the first message"))
@@ -57,6 +67,7 @@ async def serve_client(client: ServerConnection, fanout: Fanout) -> None:
         except ConnectionClosedError:
             pass  # gone without a close frame (a tab killed, a network lost): nothing went wrong here
         finally:
+            presence.leave(client)
             fanout.leave(client)
             following.cancel()
             with contextlib.suppress(Exception, asyncio.CancelledError):
