@@ -110,7 +110,8 @@ def test_one_person_in_two_tabs_is_shown_once_with_the_stronger_state() -> None:
 def test_a_connection_is_on_at_most_max_contacts_and_a_refusal_changes_nothing() -> None:
     presence, _ = room(Clock(), max_contacts=2, burst=100)
     ada, watcher = Tab(1, "Ada Lovelace"), Tab(2, "Grace Hopper")
-    presence.join(ada), presence.join(watcher)
+    presence.join(ada)
+    presence.join(watcher)
     assert say(presence, ada, 1, "viewing") is None
     assert say(presence, ada, 2, "viewing") is None
     refused = say(presence, ada, 3, "viewing")
@@ -190,7 +191,8 @@ def test_another_instances_presence_is_shown_until_it_runs_out_or_is_withdrawn()
 def test_an_instance_ignores_its_own_announcements() -> None:
     presence, published = room(Clock())
     ada, watcher = Tab(1, "Ada Lovelace"), Tab(2, "Grace Hopper")
-    presence.join(ada), presence.join(watcher)
+    presence.join(ada)
+    presence.join(watcher)
     say(presence, ada, 1, "viewing")
     say(presence, ada, 1, None)
     frames = len(watcher.frames)
