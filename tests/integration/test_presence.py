@@ -2,6 +2,7 @@
 gone when a tab goes (closed, or silent) or its notifier is killed, and bounded per connection."""
 
 import itertools
+import json
 import os
 import signal
 import time
@@ -15,6 +16,7 @@ from notifier.presence import Announcement
 from shared.broker import PRESENCE_EXCHANGE
 from tests.conftest import Launch
 from tests.integration.test_notifier import metric
+from tests.support.asyncapi import check_message
 from tests.support.infra import Infra
 from tests.support.notifier import LiveClient, RawClient, handshake_headers, listener_token, start_notifier
 from tests.support.processes import TIMEOUT_FACTOR, ServiceProcess, wait_until
@@ -59,6 +61,8 @@ def users_on(
     while True:
         frame = client.receive(max(0.01, deadline - time.monotonic()))
         assert frame["type"] != "error", frame
+        if frame["type"] == "presence":
+            check_message("PresenceUpdate", frame)
         if frame["type"] == "presence" and frame["contact_id"] == contact_id and until(frame["users"]):
             return list(frame["users"])
 
@@ -247,6 +251,7 @@ def test_announcements_on_the_exchange_are_transient_and_expire_and_garbage_ther
         method, properties, body = channel.basic_get(queue, auto_ack=True)
         if method is None:
             return None
+        check_message("PresenceAnnouncement", json.loads(body))
         announcement = Announcement.model_validate_json(body)
         return (properties, announcement) if announcement.contacts[0].contact_id == contact_id else None
 
