@@ -169,6 +169,22 @@ def test_the_people_on_a_killed_notifier_are_gone_from_the_other_within_its_ttl(
     watcher.close()
 
 
+def test_the_people_on_a_notifier_that_stops_are_gone_from_the_other_at_once_not_after_the_ttl(
+    launch: Launch, two: tuple[str, str]
+) -> None:
+    stopping, process = present_notifier(launch, "notifier-presence-stopping")  # the default TTL: 20 s
+    contact_id = next(_contact_ids)
+    ada, token = person("Ada Lovelace")
+    on_stopping, watcher = connected(stopping, token), connected(two[0], person("Watcher")[1])
+    on_stopping.send(presence(contact_id, "viewing"))
+    assert users_on(watcher, contact_id, bool) == [{**ada, "state": "viewing"}]
+    stopped = time.monotonic()
+    process.stop()  # SIGTERM: a deployment, a scale-in
+    assert users_on(watcher, contact_id, lambda users: users == [], timeout=10) == []
+    assert time.monotonic() - stopped < 10 * TIMEOUT_FACTOR
+    watcher.close()
+
+
 def bounded(launch: Launch, **limits: Any) -> str:
     return present_notifier(launch, "notifier-presence-bounded", **limits)[0]
 

@@ -159,6 +159,17 @@ def test_each_change_here_is_announced_for_its_contact_and_a_refresh_announces_t
     assert list(presence.announcements()) == []
 
 
+def test_an_instance_that_stops_withdraws_everyone_on_it() -> None:
+    presence, published = room(Clock())
+    ada = Tab(1, "Ada Lovelace")
+    presence.join(ada)
+    say(presence, ada, 1, "viewing")
+    say(presence, ada, 2, "editing")
+    published.clear()
+    presence.withdraw()
+    assert [(c.contact_id, c.users) for a in published for c in a.contacts] == [(1, []), (2, [])]
+
+
 def announcement(instance: str, contact_id: int, users: list[dict[str, Any]], ttl: float = 20.0) -> Announcement:
     return Announcement(
         instance=instance,

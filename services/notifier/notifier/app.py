@@ -150,6 +150,7 @@ async def run(settings: Settings) -> None:
             loop.add_signal_handler(signum, stop.set)
         running = [asyncio.create_task(task) for task in (consumer.run(), presence_bus.run(), presence.run())]
         await asyncio.wait([*running, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        presence.withdraw()
         for task in running:
             task.cancel()
         # Leaving the block closes every client with 1001 (going away); they reconnect elsewhere and resume.

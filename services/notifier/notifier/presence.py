@@ -178,11 +178,17 @@ class Presence:
             if gone:
                 self._show(contact_id)
 
-    def announcements(self) -> Iterator[Announcement]:
-        """This instance's whole presence, `ANNOUNCE_CHUNK` contacts an announcement."""
+    def announcements(self, withdrawn: bool = False) -> Iterator[Announcement]:
+        """This instance's whole presence, `ANNOUNCE_CHUNK` contacts an announcement; `withdrawn`: with nobody on
+        any of them any more."""
         contact_ids = list(self._here)
         for start in range(0, len(contact_ids), ANNOUNCE_CHUNK):
-            yield self._announcement(contact_ids[start : start + ANNOUNCE_CHUNK])
+            yield self._announcement(contact_ids[start : start + ANNOUNCE_CHUNK], withdrawn)
+
+    def withdraw(self) -> None:
+        """This instance is stopping: tell the others that its people are gone, rather than let them run out."""
+        for announcement in self.announcements(withdrawn=True):
+            self.publish(announcement)
 
     async def run(self) -> None:
         """Announce this instance's presence every third of the TTL; expire the others' as it runs out."""
@@ -216,9 +222,10 @@ class Presence:
             Present(id=client.caller.id, name=client.caller.name, state=state) for client, state in here.items()
         )
 
-    def _announcement(self, contact_ids: list[int]) -> Announcement:
+    def _announcement(self, contact_ids: list[int], withdrawn: bool = False) -> Announcement:
         contacts = [
-            ContactPresence(contact_id=contact_id, users=list(self._local(contact_id))) for contact_id in contact_ids
+            ContactPresence(contact_id=contact_id, users=[] if withdrawn else list(self._local(contact_id)))
+            for contact_id in contact_ids
         ]
         return Announcement(instance=self.instance, ttl=self.ttl, contacts=contacts)
 
