@@ -54,7 +54,7 @@ def room(clock: Clock, **overrides: Any) -> tuple[Presence, list[Announcement]]:
 
 def say(presence: Presence, tab: Tab, contact_id: int, state: str | None) -> str | None:
     message = messages.parse_client_message(json.dumps({"type": "presence", "contact_id": contact_id, "state": state}))
-    assert isinstance(message, messages.Presence)
+    assert isinstance(message, messages.PresenceSet)
     return presence.announce(tab, message)
 
 

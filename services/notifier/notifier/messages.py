@@ -26,7 +26,7 @@ class Resume(BaseModel):
     after: Annotated[int, Field(ge=0)]
 
 
-class Presence(BaseModel):
+class PresenceSet(BaseModel):
     """The sender is looking at (`viewing`) or editing `contact_id`, or no longer there (`null`)."""
 
     type: Literal["presence"] = "presence"
@@ -34,7 +34,7 @@ class Presence(BaseModel):
     state: Literal["viewing", "editing"] | None
 
 
-def parse_client_message(message: str | bytes) -> Resume | Presence:
+def parse_client_message(message: str | bytes) -> Resume | PresenceSet:
     if isinstance(message, bytes):
         raise ClientMessageError("messages are JSON text frames")
     try:
@@ -43,7 +43,7 @@ def parse_client_message(message: str | bytes) -> Resume | Presence:
         raise ClientMessageError(f"not JSON: {error}") from None
     kind = body.get("type") if isinstance(body, dict) else None
     if kind == "presence":
-        return _validated(Presence, body)
+        return _validated(PresenceSet, body)
     if kind != "resume":
         raise ClientMessageError(
             'the only messages a client sends are {"type": "resume", "epoch": …, "after": …} and'
@@ -63,7 +63,7 @@ def _validated(model: type[Message], fields: Mapping[str, object]) -> Message:
         return model.model_validate(fields)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}" for e in error.errors())
-        raise ClientMessageError(f"invalid {model.__name__.lower()}: {problems}") from None
+        raise ClientMessageError(f"invalid {model.model_fields['type'].default}: {problems}") from None
 
 
 def hello(epoch: str, seq: int) -> str:

@@ -43,7 +43,7 @@ class Present(BaseModel, frozen=True):
     """One person on a contact, as clients see them."""
 
     id: StrictInt
-    name: Annotated[str, StringConstraints(max_length=200)]
+    name: str
     state: Literal["viewing", "editing"]
 
 
@@ -134,7 +134,7 @@ class Presence:
         for contact_id in list(tab.states) if tab else ():
             self._set_here(client, contact_id, None)
 
-    def announce(self, client: Client, message: messages.Presence) -> str | None:
+    def announce(self, client: Client, message: messages.PresenceSet) -> str | None:
         """Apply a presence message of `client`'s; the error to answer it with when it is refused."""
         tab = self._tabs[client]
         contact_id, state = message.contact_id, message.state

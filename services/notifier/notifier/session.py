@@ -14,15 +14,15 @@ from websockets.frames import CloseCode
 from notifier import messages
 from notifier.access import Client
 from notifier.fanout import DROPPED, Fanout
-from notifier.messages import ClientMessageError, Presence
-from notifier.presence import Presence as PresenceRoom
+from notifier.messages import ClientMessageError, PresenceSet
+from notifier.presence import Presence
 
 log = logging.getLogger(__name__)
 
 CONNECTIONS = Gauge("notifier_connections", "Open WebSocket connections")
 
 
-async def serve_client(client: Client, fanout: Fanout, presence: PresenceRoom) -> None:
+async def serve_client(client: Client, fanout: Fanout, presence: Presence) -> None:
     """Greet the client with the stream's position, then follow the stream for it until it goes.
 
     A resume is asked once: on the URL, or as the first message. A message asks it one round trip
@@ -35,19 +35,19 @@ async def serve_client(client: Client, fanout: Fanout, presence: PresenceRoom) -
         assert recent.epoch is not None, "the handshake is refused until the stream's position is known"
         greeted = (recent.epoch, recent.head)
         await client.send(messages.hello(*greeted))
-        presence.join(client)
         asked = messages.resume_from_query(urlsplit(client.request.path if client.request else "").query)
         following = _follow(fanout, client, (asked.epoch, asked.after) if asked else greeted)
         may_resume = asked is None
         try:
+            presence.join(client)
             async for message in client:
                 try:
-                    resume = messages.parse_client_message(message)
+                    said = messages.parse_client_message(message)
                 except ClientMessageError as error:
                     await client.send(messages.error(str(error)))
                     continue
-                if isinstance(resume, Presence):
-                    refused = presence.announce(client, resume)
+                if isinstance(said, PresenceSet):
+                    refused = presence.announce(client, said)
                     if refused is not None:
                         await client.send(messages.error(refused))
                     continue
@@ -56,8 +56,8 @@ async def serve_client(client: Client, fanout: Fanout, presence: PresenceRoom) -
                     continue
                 may_resume = False
                 if (recent.epoch, recent.head) == greeted:
-                    position: tuple[str | None, int] = (resume.epoch, resume.after)
-                elif resume.epoch == greeted[0] and resume.after >= greeted[1]:
+                    position: tuple[str | None, int] = (said.epoch, said.after)
+                elif said.epoch == greeted[0] and said.after >= greeted[1]:
                     continue  # it missed nothing before the hello and is being sent everything since
                 else:
                     position = (None, 0)  # a position no one can supply: resync
