@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
+import requests
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from tests.e2e.conftest import LiveStack, ms, sign_in, wait_live
@@ -121,12 +122,20 @@ def test_presence_and_the_editing_notice_pass_the_audit_on_a_phone(live_stack: L
     assert_accessible(watching, "the editing notice, on a phone")
 
 
-def test_a_viewer_sees_an_accessible_read_only_app(live_stack: LiveStack, audited: Any) -> None:
+def test_a_viewers_app_and_the_sign_in_again_dialog_pass_the_audit(live_stack: LiveStack, audited: Any) -> None:
     page: Page = audited()
     page.goto(live_stack.url)
     sign_in(page, create_user(live_stack.database_url, "viewer"))
     wait_live(page)
     assert_accessible(page, "the viewer's list")
+
+    cookies = {cookie["name"]: cookie["value"] for cookie in page.context.cookies()}
+    signed_out = requests.delete(
+        f"{live_stack.url}/api/session", cookies=cookies, headers={"Origin": live_stack.url}, timeout=10
+    )
+    assert signed_out.status_code == 204, signed_out.text  # signed out elsewhere: the notifier closes with 4003
+    expect(page.get_by_role("dialog", name="Sign in again")).to_be_visible(timeout=ms(5))
+    assert_accessible(page, "sign in again, over the app")
 
 
 def tab_to(page: Page, target: Locator, most: int = 40) -> None:
