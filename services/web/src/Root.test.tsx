@@ -5,7 +5,7 @@ import { createQueryClient } from "./api/session";
 import { FakeSocket } from "./live/FakeSocket";
 import { SESSION_REVOKED } from "./live/useLiveSocket";
 import { Root } from "./Root";
-import { ada, fakeApi, reply } from "./test-api";
+import { ada, fakeApi, grace, reply } from "./test-api";
 
 const unauthorized = () => reply(401, { title: "Unauthorized", status: 401 });
 
@@ -101,16 +101,6 @@ describe("Root", () => {
   });
 
   it("tells the notifier which contact is open and when it is being edited, and shows who else is there", async () => {
-    const grace = {
-      id: 7,
-      first_name: "Grace",
-      last_name: "Hopper",
-      email: "grace@example.com",
-      phone: "+1 202 555 0100",
-      version: 1,
-      created_at: "2026-01-01T00:00:00Z",
-      updated_at: "2026-01-01T00:00:00Z",
-    };
     // jsdom lays nothing out: give the virtualised list a height, so that it renders its rows.
     vi.spyOn(HTMLElement.prototype, "clientHeight", "get").mockReturnValue(800);
     vi.spyOn(HTMLElement.prototype, "clientWidth", "get").mockReturnValue(800);
