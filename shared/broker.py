@@ -16,6 +16,7 @@ from pika.channel import Channel
 from pika.spec import Basic
 
 EVENTS_EXCHANGE = "contacts.events"
+PRESENCE_EXCHANGE = "contacts.presence"  # fanout, transient: the notifiers' presence (notifier/presence_bus.py)
 COMMANDS_EXCHANGE = "contacts.commands"
 COMMANDS_QUEUE = "command-api.commands"
 HISTORY_QUEUE = "history-worker.events"
@@ -157,6 +158,33 @@ def ensure_topology(url: str, declare: Callable[[_Channel], None] = declare_topo
 
 class BrokerConnectionLost(Exception):
     """The connection or channel closed under us; whatever was in flight is unknown."""
+
+
+#: The longest an asynchronous channel method waits for the broker's reply.
+RPC_TIMEOUT_SECONDS = 10.0
+
+
+def closing(channel: Channel) -> "asyncio.Future[str]":
+    """A future that gets why `channel` closed, once it does."""
+    lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def on_close(_channel: Channel, reason: Exception) -> None:
+        if not lost.done():
+            lost.set_result(str(reason))
+
+    channel.add_on_close_callback(on_close)
+    return lost
+
+
+async def rpc(lost: "asyncio.Future[str]", call: Callable[..., Any], **arguments: Any) -> Any:
+    """Call an asynchronous pika channel method and wait for its reply (a `pika.frame.Method`), or for the
+    channel to close (`lost`, from `closing`)."""
+    reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    call(callback=reply.set_result, **arguments)
+    await asyncio.wait([reply, lost], timeout=RPC_TIMEOUT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+    if not reply.done():
+        raise BrokerConnectionLost(lost.result() if lost.done() else "no reply from the broker")
+    return reply.result()
 
 
 async def open_async_channel(url: str, name: str) -> tuple[AsyncioConnection, Channel]:

@@ -67,12 +67,20 @@ class Settings(BaseSettings):
     # and clients that send no Origin (not browsers) are always allowed.
     notifier_allowed_origins: list[str] = ["http://localhost:8080", "http://127.0.0.1:8080"]
     notifier_max_message_bytes: int = Field(4096, ge=256)
-    notifier_ping_interval_seconds: float = Field(20.0, gt=0)
-    notifier_ping_timeout_seconds: float = Field(20.0, gt=0)
+    notifier_ping_interval_seconds: float = Field(10.0, gt=0)  # with the timeout: a silent client gone in 20 s
+    notifier_ping_timeout_seconds: float = Field(10.0, gt=0)
     notifier_close_timeout_seconds: float = Field(5.0, gt=0)
     notifier_client_buffer_bytes: int = Field(256 * 1024, ge=1024)  # unsent bytes that make a client too slow
     notifier_resume_events: int = Field(100_000, ge=1)  # recent events held for resuming clients
     notifier_max_backoff_seconds: float = MAX_BACKOFF_SECONDS
+    # presence (issue 18, SPEC §11): who is viewing or editing which contact, shared on `contacts.presence`.
+    # Each instance re-announces its own every third of the TTL; an entry not re-announced within it is gone,
+    # so a killed instance's users vanish within PRESENCE_TTL (a closed tab's at once, a silent one's once the
+    # pings above go unanswered: within NOTIFIER_PING_INTERVAL + NOTIFIER_PING_TIMEOUT).
+    notifier_presence_ttl_seconds: float = Field(20.0, gt=0, le=30)
+    notifier_presence_max_contacts: int = Field(8, ge=1)  # contacts one connection may be present on at once
+    notifier_presence_rate_per_second: float = Field(5.0, gt=0)  # presence messages per connection, sustained
+    notifier_presence_burst: int = Field(20, ge=1)  # ... and in a burst
 
     # containers (issue 7): when set, `python -m shared.migrate` lets QUERY_DATABASE_ROLE log in with this
     # password, so query-api can connect as the read-only role itself (docker-compose.yml's QUERY_DATABASE_URL)

@@ -1,7 +1,8 @@
 """WebSocket `/ws` under hostile input (SPEC §9): every frame, resume request, URL and handshake gets a documented
 answer, and a client connected throughout notices nothing.
 
-The answers: an `{"type": "error"}` message (the connection stays open), a close code (1009 over
+The answers: an `{"type": "error"}` message (the connection stays open), presence messages for a presence the
+notifier can act on, a close code (1009 over
 NOTIFIER_MAX_MESSAGE_BYTES, 1007 for text that is not UTF-8, 1002 for a frame against the protocol),
 a resync or events for a resume the notifier can act on, an HTTP 4xx before the upgrade (401 when the
 credentials are missing or garbage: every client here signs in with a token unless told not to), or, for bytes
@@ -12,7 +13,9 @@ each, so the module takes about 10 s at the default.
 """
 
 import json
+import math
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote_from_bytes
@@ -31,6 +34,7 @@ pytestmark = pytest.mark.integration
 FUZZ_SECONDS = float(os.environ.get("FUZZ_SECONDS", "60"))
 FUZZ_EXAMPLES = max(10, int(2 * FUZZ_SECONDS))
 MAX_MESSAGE_BYTES = 4096  # the notifier's default NOTIFIER_MAX_MESSAGE_BYTES
+PRESENCE_RATE, PRESENCE_BURST = 5.0, 20  # NOTIFIER_PRESENCE_RATE_PER_SECOND and _BURST, as it is started with
 TEXT, BINARY, CLOSE = 0x1, 0x2, 0x8
 
 fuzzing = settings(
@@ -53,9 +57,10 @@ class Notifier:
         self.log_start = process.log_path.stat().st_size
 
     def assert_unharmed(self) -> None:
-        """The bystander gets the events written meanwhile, in order, and nothing else; nothing went wrong."""
+        """The bystander gets the events written meanwhile, in order, and nothing else but well-formed presence
+        messages; nothing went wrong."""
         published = self.publisher.publish(3)
-        frames = self.bystander.receive_until(published[-1])
+        frames = [frame for frame in self.bystander.receive_until(published[-1]) if not is_presence(frame)]
         assert [frame["seq"] for frame in frames][-3:] == published, frames
         assert all(frame["type"].startswith("contact.") for frame in frames), frames
         assert self.process.process is not None and self.process.process.poll() is None, "the notifier died"
@@ -68,7 +73,13 @@ class Notifier:
 
 @pytest.fixture(scope="module")
 def notifier(launch_for_session: Launch, infra: Infra) -> Iterator[Notifier]:
-    base, process = start_notifier(launch_for_session, "notifier-fuzz", notifier_max_message_bytes=MAX_MESSAGE_BYTES)
+    base, process = start_notifier(
+        launch_for_session,
+        "notifier-fuzz",
+        notifier_max_message_bytes=MAX_MESSAGE_BYTES,
+        notifier_presence_rate_per_second=PRESENCE_RATE,
+        notifier_presence_burst=PRESENCE_BURST,
+    )
     publisher = RelayLike(infra.database_url, infra.amqp_url)
     yield Notifier(base, process, publisher)
     publisher.close()
@@ -100,17 +111,28 @@ def answer_of(client: RawClient) -> tuple[str, Any]:
     return ("error", frame["detail"]) if frame["type"] == "error" else (frame["type"], frame)
 
 
-def is_resume(text: str) -> bool:
+def is_client_message(text: str) -> bool:
+    """Whether `text` is meant as a resume or a presence message (one the notifier may act on without an answer)."""
     try:
         body = json.loads(text)
     except ValueError:
         return False
-    return isinstance(body, dict) and body.get("type") == "resume"
+    return isinstance(body, dict) and body.get("type") in ("resume", "presence")
+
+
+def is_presence(frame: dict[str, Any]) -> bool:
+    """A presence message as the notifier sends it (SPEC §11)."""
+    if frame.get("type") != "presence" or set(frame) != {"type", "contact_id", "users"}:
+        return False
+    users = frame["users"]
+    return isinstance(frame["contact_id"], int) and all(
+        set(user) == {"id", "name", "state"} and user["state"] in ("viewing", "editing") for user in users
+    )
 
 
 @fuzzing
-@given(st.text(max_size=MAX_MESSAGE_BYTES // 4).filter(lambda text: not is_resume(text)))
-def test_a_text_frame_that_is_not_a_resume_gets_an_error_message(notifier: Notifier, text: str) -> None:
+@given(st.text(max_size=MAX_MESSAGE_BYTES // 4).filter(lambda text: not is_client_message(text)))
+def test_a_text_frame_that_is_not_a_client_message_gets_an_error_message(notifier: Notifier, text: str) -> None:
     client = opened(notifier)
     client.send_frame(TEXT, text.encode())
     assert answer_of(client)[0] == "error"
@@ -186,6 +208,56 @@ def test_a_garbage_resume_gets_an_error_or_is_acted_on(notifier: Notifier, epoch
     while kind in ("resync", "contact.updated"):
         kind, _ = answer_of(client)
     assert kind == "error"
+    client.close()
+
+
+def errors_until_marker(client: RawClient) -> list[str]:
+    """After messages and then `not json`: the errors answered before the marker's; anything else said
+    meanwhile is a presence message."""
+    client.send_frame(TEXT, b"not json")
+    errors: list[str] = []
+    while True:
+        answer = client.answer()
+        assert answer is not None and answer[0] == TEXT, answer
+        frame = json.loads(answer[1])
+        if frame["type"] == "error":
+            if frame["detail"].startswith("not JSON"):
+                return errors
+            errors.append(frame["detail"])
+        else:
+            assert is_presence(frame), frame
+
+
+@fuzzing
+@given(
+    st.one_of(JSON_VALUES, st.integers(-(2**70), 2**70)),
+    st.one_of(JSON_VALUES, st.sampled_from(["viewing", "editing", None])),
+    st.dictionaries(st.text(max_size=5), JSON_VALUES, max_size=2),
+)
+def test_a_garbage_presence_gets_an_error_or_is_acted_on(
+    notifier: Notifier, contact_id: Any, state: Any, extra: dict[str, Any]
+) -> None:
+    client = opened(notifier)
+    message = {**extra, "type": "presence", "contact_id": contact_id, "state": state}
+    client.send_frame(TEXT, json.dumps(message).encode())
+    assert len(errors_until_marker(client)) <= 1
+    client.close()
+
+
+@fuzzing
+@given(st.lists(st.tuples(st.integers(1, 2**63 - 1), st.sampled_from(["viewing", None])), max_size=60))
+def test_a_flood_of_presence_gets_errors_beyond_the_bounds_and_the_connection_stays(
+    notifier: Notifier, flood: list[tuple[int, str | None]]
+) -> None:
+    client = opened(notifier)
+    started = time.monotonic()
+    for contact_id, state in flood:
+        message = {"type": "presence", "contact_id": contact_id, "state": state}
+        client.send_frame(TEXT, json.dumps(message).encode())
+    errors = errors_until_marker(client)
+    assert all(error.startswith(("too many presence messages", "presence on at most")) for error in errors), errors
+    refilled = math.ceil(PRESENCE_RATE * (time.monotonic() - started))
+    assert len(errors) >= len(flood) - PRESENCE_BURST - refilled, "a burst is taken at once, then the rate"
     client.close()
 
 

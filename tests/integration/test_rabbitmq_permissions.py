@@ -4,7 +4,8 @@ vhost of this module's own, each user renamed to one of its own and removed afte
 never touched). No topology is declared beforehand: the file's is the one the services find.
 
 Each service runs as its user and does its job, end to end: a command over the bus is applied and answered
-(consumer), relayed (relay), recorded (history worker) and pushed to a WebSocket client (notifier). No user can
+(consumer), relayed (relay), recorded (history worker) and pushed to a WebSocket client (notifier), and presence is
+shared on its exchange (notifier). No user can
 publish, read or reconfigure where it must not; `guest` can, so each refusal is the permission's.
 """
 
@@ -24,7 +25,7 @@ import requests
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ChannelClosedByBroker
 
-from shared.broker import COMMANDS_EXCHANGE, COMMANDS_QUEUE, EVENTS_EXCHANGE, HISTORY_QUEUE
+from shared.broker import COMMANDS_EXCHANGE, COMMANDS_QUEUE, EVENTS_EXCHANGE, HISTORY_QUEUE, PRESENCE_EXCHANGE
 from shared.migrate import upgrade
 from tests.support.commands import CommandBus, start_command_consumer
 from tests.support.data import new_contact
@@ -128,6 +129,27 @@ def test_each_service_does_its_job_as_its_own_user(own: Infra, services: str) ->
         client.close()
 
 
+def test_the_notifier_shares_presence_on_its_exchange_as_its_own_user(own: Infra, services: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(own.amqp_url))
+    try:
+        channel = connection.channel()
+        queue = channel.queue_declare("", exclusive=True).method.queue
+        channel.queue_bind(queue, PRESENCE_EXCHANGE)
+        client = LiveClient(services)
+        client.hello()
+        client.send({"type": "presence", "contact_id": 42, "state": "viewing"})
+
+        def announced() -> dict[str, Any] | None:
+            _method, _properties, body = channel.basic_get(queue, auto_ack=True)
+            return dict(json.loads(body)) if body else None
+
+        announcement = wait_until(announced, timeout=10, message="the notifier's announcement")
+        assert announcement["contacts"][0]["contact_id"] == 42, announcement
+        client.close()
+    finally:
+        connection.close()
+
+
 def refused(url: str, action: Callable[[BlockingChannel], Any]) -> bool:
     """Whether the broker refuses `action` on a fresh channel of `url` with ACCESS_REFUSED (403), rather than
     doing it or refusing it for another reason."""
@@ -165,6 +187,9 @@ FORBIDDEN = [
     ("contacts-relay", consume(COMMANDS_QUEUE)),
     ("contacts-commands", publish(EVENTS_EXCHANGE)),
     ("contacts-commands", consume(HISTORY_QUEUE)),
+    ("contacts-relay", publish(PRESENCE_EXCHANGE)),
+    ("contacts-commands", publish(PRESENCE_EXCHANGE)),
+    ("contacts-history", publish(PRESENCE_EXCHANGE)),
 ]
 
 

@@ -31,17 +31,20 @@ def start_notifier(launch: Launch, name: str = "notifier", **env: Any) -> tuple[
     return f"http://127.0.0.1:{port}", process
 
 
-def listener_token(seconds: float = 43_200, name: str = "Live Client") -> str:
-    """A viewer's token signed with this run's key, for a session of its own that no one has revoked.
+def listener_token(
+    seconds: float = 43_200, name: str = "Live Client", user_id: int = 10**12, role: str = "viewer"
+) -> str:
+    """A token (a viewer's unless told) signed with this run's key, for a session of its own that no one has
+    revoked.
 
     The notifier checks a token's signature, expiry and session without reading the users table, so this
     user and session need no rows (tests of sign-out use `tests.support.identity.token_for`).
     """
     return TOKENS.issue(
-        user_id=10**12,
-        username="live-client",
+        user_id=user_id,
+        username=f"live-client-{user_id}",
         name=name,
-        role="viewer",
+        role=role,
         session_id=str(uuid.uuid4()),
         expires_at=time.time() + seconds,
     )

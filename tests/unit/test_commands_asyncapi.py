@@ -41,6 +41,7 @@ def test_the_document_names_every_exchange_and_queue_the_code_declares() -> None
         broker.COMMANDS_QUEUE,
         broker.DEAD_LETTER_EXCHANGE,
         broker.DEAD_LETTER_QUEUE,
+        broker.PRESENCE_EXCHANGE,
     }
     assert declared <= addresses
 

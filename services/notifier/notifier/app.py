@@ -17,6 +17,8 @@ from notifier.access import Client, Gate
 from notifier.consumer import EventConsumer
 from notifier.fanout import Fanout
 from notifier.imports import ImportProgress
+from notifier.presence import Presence
+from notifier.presence_bus import PresenceBus
 from notifier.recent import RecentEvents
 from notifier.session import serve_client
 from shared.identity import Identity, IdentityUnavailable, Unauthenticated
@@ -104,10 +106,19 @@ def _reply(
 
 
 async def run(settings: Settings) -> None:
-    """The composition root: the fan-out, its consumer, the gate and the revocations it hears of, the server."""
+    """The composition root: the fan-out, its consumer, the gate and the revocations it hears of, presence and
+    its bus, import progress, the server."""
     loop = asyncio.get_running_loop()
     fanout = Fanout(RecentEvents(settings.notifier_resume_events), settings.notifier_client_buffer_bytes)
     consumer = EventConsumer(settings, fanout)
+    presence = Presence(
+        fanout.broadcast,
+        settings.notifier_presence_ttl_seconds,
+        settings.notifier_presence_max_contacts,
+        settings.notifier_presence_rate_per_second,
+        settings.notifier_presence_burst,
+    )
+    presence_bus = PresenceBus(settings.amqp_url, presence, settings.notifier_max_backoff_seconds)
     identity = await asyncio.to_thread(Identity.start, settings, settings.database_url)
     gate = Gate(identity)
 
@@ -116,12 +127,11 @@ async def run(settings: Settings) -> None:
 
     identity.revocations.on_revoked = on_revoked
     progress = ImportProgress(settings)
-    listening = asyncio.create_task(progress.run())
 
     async def handler(client: ServerConnection) -> None:
         assert isinstance(client, Client)
         with gate.watching(client), progress.watching(client):
-            await serve_client(client, fanout)
+            await serve_client(client, fanout, presence)
 
     async with serve(
         handler,
@@ -140,10 +150,11 @@ async def run(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        consuming = asyncio.create_task(consumer.run())
-        await asyncio.wait([consuming, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
-        consuming.cancel()
-        listening.cancel()
+        running = [asyncio.create_task(task) for task in (consumer.run(), presence_bus.run(), presence.run(), progress.run())]
+        await asyncio.wait([*running, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        presence.withdraw()
+        for task in running:
+            task.cancel()
         # Leaving the block closes every client with 1001 (going away); they reconnect elsewhere and resume.
 
 

@@ -10,18 +10,17 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
 from pika.channel import Channel
 from pika.exceptions import AMQPError
-from pika.frame import Method
 from pika.spec import Basic, BasicProperties
 from prometheus_client import Counter, Gauge
 
 from notifier.fanout import Fanout
-from shared.broker import EVENTS_EXCHANGE, BrokerConnectionLost, open_async_channel
+from shared.broker import EVENTS_EXCHANGE, BrokerConnectionLost, closing, open_async_channel, rpc
 from shared.event_body import event_body
 from shared.logs import correlation_id
 from shared.settings import Settings
@@ -29,7 +28,6 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 PREFETCH = 1000
-RPC_TIMEOUT_SECONDS = 10.0
 OUTBOX_CHUNK = 1000  # missed events read per query
 
 _MISSED = "SELECT seq, payload FROM outbox WHERE seq > %s AND seq <= %s ORDER BY seq"
@@ -119,19 +117,13 @@ class EventConsumer:
         """Subscribe and consume until the connection is lost (always ends by raising)."""
         self._was_subscribed = False
         connection, channel = await open_async_channel(self._settings.amqp_url, "notifier")
-        lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-        def on_close(_channel: Channel, reason: Exception) -> None:
-            if not lost.done():
-                lost.set_result(str(reason))
-
-        channel.add_on_close_callback(on_close)
+        lost = closing(channel)
         try:
-            await _rpc(lost, channel.exchange_declare, exchange=EVENTS_EXCHANGE, exchange_type="topic", durable=True)
-            declared = await _rpc(lost, channel.queue_declare, queue="", exclusive=True, auto_delete=True)
+            await rpc(lost, channel.exchange_declare, exchange=EVENTS_EXCHANGE, exchange_type="topic", durable=True)
+            declared = await rpc(lost, channel.queue_declare, queue="", exclusive=True, auto_delete=True)
             queue = declared.method.queue
-            await _rpc(lost, channel.queue_bind, queue=queue, exchange=EVENTS_EXCHANGE, routing_key="contact.#")
-            await _rpc(lost, channel.basic_qos, prefetch_count=PREFETCH)
+            await rpc(lost, channel.queue_bind, queue=queue, exchange=EVENTS_EXCHANGE, routing_key="contact.#")
+            await rpc(lost, channel.basic_qos, prefetch_count=PREFETCH)
             async with await psycopg.AsyncConnection.connect(
                 self._settings.database_url, autocommit=True, connect_timeout=5
             ) as conn:
@@ -171,13 +163,3 @@ class EventConsumer:
         self._ack_due = False
         if channel.is_open:
             channel.basic_ack(self._last_tag, multiple=True)
-
-
-async def _rpc(lost: "asyncio.Future[str]", call: Callable[..., Any], **arguments: Any) -> Method:
-    """Call an asynchronous pika channel method and wait for its reply, or for the channel to close."""
-    reply: asyncio.Future[Method] = asyncio.get_running_loop().create_future()
-    call(callback=reply.set_result, **arguments)
-    await asyncio.wait([reply, lost], timeout=RPC_TIMEOUT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
-    if not reply.done():
-        raise BrokerConnectionLost(lost.result() if lost.done() else "no reply from the broker")
-    return reply.result()

@@ -7,7 +7,7 @@ same step as it is sent the last held event: nothing is skipped or sent twice be
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from prometheus_client import Counter, Gauge
 from websockets.asyncio.server import ServerConnection, broadcast
@@ -40,7 +40,7 @@ class Fanout:
         self._live: set[ServerConnection] = set()
         self._buffer_limit = client_buffer_bytes
         self._advanced = asyncio.Event()
-        self._closing: set[asyncio.Task[None]] = set()
+        self._closing: dict[ServerConnection, asyncio.Task[None]] = {}  # the slow clients being closed
         LIVE.set_function(lambda: len(self._live))
 
     async def start(self, epoch: str, seq: int, missed: MissedEvents) -> None:
@@ -115,11 +115,22 @@ class Fanout:
         HEAD.set(seq)
         self._push(frame)
 
-    def _push(self, frame: bytes) -> None:
+    def broadcast(self, clients: Iterable[ServerConnection], frame: str | bytes) -> None:
+        """Write `frame` to each of `clients` now, never waiting: one too slow for it is closed (1013) instead.
+
+        Events go to the live clients this way; frames outside the stream (presence) to any client served.
+        """
         limit = self._buffer_limit
-        for slow in [client for client in self._live if client.transport.get_write_buffer_size() > limit]:
-            self._drop_slow(slow)
-        broadcast(self._live, frame, text=True)
+        fast = []
+        for client in clients:
+            if client.transport.get_write_buffer_size() > limit:
+                self._drop_slow(client)
+            else:
+                fast.append(client)
+        broadcast(fast, frame, text=True)
+
+    def _push(self, frame: bytes) -> None:
+        self.broadcast(list(self._live), frame)
         EVENTS_OUT.inc(len(self._live))
         self._wake()
 
@@ -133,10 +144,12 @@ class Fanout:
     def _drop_slow(self, client: ServerConnection) -> None:
         """Close a client whose unsent bytes passed the limit; it can reconnect and resume at its own pace."""
         self._live.discard(client)
+        if client in self._closing:
+            return
         DROPPED.labels("slow").inc()
         closing = asyncio.create_task(client.close(CloseCode.TRY_AGAIN_LATER, "client too slow"))
-        self._closing.add(closing)
-        closing.add_done_callback(self._closing.discard)
+        self._closing[client] = closing
+        closing.add_done_callback(lambda _: self._closing.pop(client, None))
 
     def _wake(self) -> None:
         self._advanced.set()

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { useSignOut } from "./api/session";
 import type { Sort, User } from "./api/types";
 import { Button } from "./components/Button";
@@ -10,6 +10,7 @@ import { EditContact } from "./components/EditContact";
 import { ExportLinks } from "./components/ExportLinks";
 import { HistoryPanel } from "./components/HistoryPanel";
 import { ImportContacts } from "./components/ImportContacts";
+import { EditingNotice, PresenceInitials } from "./components/Presence";
 import { UsersPage } from "./components/UsersPage";
 import { useLiveContacts } from "./live/useLiveContacts";
 import { useDebouncedValue } from "./useDebouncedValue";
@@ -52,8 +53,6 @@ interface Props {
 }
 
 export function App({ user, sessionEnded = false }: Props) {
-  const { status, changes, announcement } = useLiveContacts({ signedIn: !sessionEnded });
-  const signOut = useSignOut();
   const view = useView(user.role === "admin");
   const canWrite = user.role !== "viewer";
   const [searchInput, setSearchInput] = useState("");
@@ -64,8 +63,19 @@ export function App({ user, sessionEnded = false }: Props) {
   const heading = useRef<HTMLHeadingElement>(null);
   const newButton = useRef<HTMLButtonElement>(null);
 
-  const selectedId = panel.kind === "contact" ? panel.id : null;
+  const [editing, setEditing] = useState(false);
+  const selectedId = panel.kind === "contact" && view === "contacts" ? panel.id : null;
+  const { status, changes, announcement, present } = useLiveContacts({
+    signedIn: !sessionEnded,
+    presence: selectedId === null ? null : { contact_id: selectedId, state: editing && canWrite ? "editing" : "viewing" },
+  });
+  const signOut = useSignOut();
   const change = selectedId === null ? undefined : changes.get(selectedId);
+  /** Everyone on a contact but the one signed in here. */
+  const othersOn = useCallback(
+    (id: number) => (present.get(id) ?? []).filter((someone) => someone.id !== user.id),
+    [present, user.id],
+  );
 
   // Move focus to the panel when a contact opens in it (the create form focuses its first input).
   useEffect(() => {
@@ -135,6 +145,7 @@ export function App({ user, sessionEnded = false }: Props) {
                   {change.op} by {change.by}
                 </span>
               )}
+              {panel.kind === "contact" && <PresenceInitials users={othersOn(panel.id)} />}
               {panel.kind === "contact" && (
                 <Button onClick={() => close()} aria-label="Close panel">
                   ✕
@@ -145,7 +156,13 @@ export function App({ user, sessionEnded = false }: Props) {
               <CreateContact onClose={() => close()} />
             ) : (
               <>
-                <EditContact key={panel.id} id={panel.id} onDeleted={() => close("Contact deleted.")} />
+                <EditingNotice users={othersOn(panel.id)} />
+                <EditContact
+                  key={panel.id}
+                  id={panel.id}
+                  onDeleted={() => close("Contact deleted.")}
+                  onEditing={setEditing}
+                />
                 <Button
                   aria-expanded={panel.history}
                   aria-controls="history-panel"
@@ -200,6 +217,7 @@ export function App({ user, sessionEnded = false }: Props) {
               selectedId={selectedId}
               onSelect={(id) => setPanel({ kind: "contact", id, history: false })}
               changes={changes}
+              othersOn={othersOn}
             />
           </div>
         </section>

@@ -5,7 +5,7 @@ import { createQueryClient } from "./api/session";
 import { FakeSocket } from "./live/FakeSocket";
 import { SESSION_REVOKED } from "./live/useLiveSocket";
 import { Root } from "./Root";
-import { ada, fakeApi, reply } from "./test-api";
+import { ada, fakeApi, grace, reply } from "./test-api";
 
 const unauthorized = () => reply(401, { title: "Unauthorized", status: 401 });
 
@@ -29,7 +29,10 @@ describe("Root", () => {
     FakeSocket.all = [];
     vi.stubGlobal("WebSocket", FakeSocket);
   });
-  afterEach(() => vi.unstubAllGlobals());
+  afterEach(() => {
+    vi.unstubAllGlobals();
+    vi.restoreAllMocks();
+  });
 
   it("asks to sign in first, then shows who is signed in", async () => {
     const session = { user: null as typeof ada | null };
@@ -95,5 +98,39 @@ describe("Root", () => {
     expect(FakeSocket.all).toHaveLength(2);
     FakeSocket.all[1]!.accept("epoch-1", 9);
     expect(FakeSocket.all[1]!.sent[0]).toEqual({ type: "resume", epoch: "epoch-1", after: 5 });
+  });
+
+  it("tells the notifier which contact is open and when it is being edited, and shows who else is there", async () => {
+    // jsdom lays nothing out: give the virtualised list a height, so that it renders its rows.
+    vi.spyOn(HTMLElement.prototype, "clientHeight", "get").mockReturnValue(800);
+    vi.spyOn(HTMLElement.prototype, "clientWidth", "get").mockReturnValue(800);
+    fakeApi({
+      "GET /api/session": () => reply(200, { user: ada }),
+      "GET /api/contacts": () => reply(200, { items: [grace], next_cursor: null }),
+      "GET /api/contacts/7": () => reply(200, grace),
+    });
+    renderRoot();
+    const row = await screen.findByRole("button", { name: /Grace Hopper/ });
+    const socket = FakeSocket.all[0]!;
+    socket.accept("epoch-1", 1);
+    socket.receive({
+      type: "presence",
+      contact_id: 7,
+      users: [
+        { id: ada.id, name: ada.name, state: "viewing" }, // this user, in another tab: not shown
+        { id: 9, name: "Linus Torvalds", state: "editing" },
+      ],
+    });
+    expect(within(row).getByTitle("Linus Torvalds is editing")).toHaveTextContent("LT");
+    expect(within(row).queryByTitle(/Ada Lovelace/)).toBeNull();
+    expect(row).toHaveAccessibleName(/Linus Torvalds is editing/);
+
+    fireEvent.click(row);
+    expect(await screen.findByText("Linus Torvalds is editing this contact.")).toBeVisible();
+    expect(socket.sent).toEqual([{ type: "presence", contact_id: 7, state: "viewing" }]);
+    fireEvent.change(await screen.findByLabelText("Phone"), { target: { value: "+1 202 555 0199" } });
+    expect(socket.sent.at(-1)).toEqual({ type: "presence", contact_id: 7, state: "editing" });
+    fireEvent.click(screen.getByRole("button", { name: "Close panel" }));
+    expect(socket.sent.at(-1)).toEqual({ type: "presence", contact_id: 7, state: null });
   });
 });

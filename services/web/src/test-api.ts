@@ -24,3 +24,15 @@ export function fakeApi(routes: Record<string, Handler>) {
 }
 
 export const ada = { id: 1, username: "ada", name: "Ada Lovelace", role: "admin" as const, disabled: false };
+
+/** A contact as the API gives it. */
+export const grace = {
+  id: 7,
+  first_name: "Grace",
+  last_name: "Hopper",
+  email: "grace@example.com",
+  phone: "+1 202 555 0100",
+  version: 1,
+  created_at: "2026-01-01T00:00:00Z",
+  updated_at: "2026-01-01T00:00:00Z",
+};

@@ -69,9 +69,27 @@ export interface ContactEvent {
   at: string;
 }
 
+/** What a person is doing on a contact, as presence says (SPEC §11). */
+export type PresenceState = "viewing" | "editing";
+
+export interface PresentUser {
+  id: number;
+  name: string;
+  state: PresenceState;
+}
+
+/** Who is on a contact now, over every notifier instance; no `seq`, never replayed. */
+export interface PresenceMessage {
+  type: "presence";
+  contact_id: number;
+  users: PresentUser[];
+}
+
 export type ServerMessage =
   | { type: "hello"; epoch: string; seq: number }
   | { type: "resync" }
+  | { type: "error"; detail: string }
+  | PresenceMessage
   | ContactEvent;
 
 export const ROLES = ["viewer", "editor", "admin"] as const;

@@ -1,10 +1,11 @@
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { useEffect, useRef } from "react";
 import { useContactList } from "../api/queries";
-import type { ListParams } from "../api/types";
+import type { ListParams, PresentUser } from "../api/types";
 import type { RemoteChange } from "../live/useLiveContacts";
 import { Button } from "./Button";
 import { FormError, describeError } from "./ContactFields";
+import { PresenceInitials } from "./Presence";
 
 const ROW_HEIGHT = 64;
 
@@ -13,6 +14,8 @@ interface Props {
   selectedId: number | null;
   onSelect: (id: number) => void;
   changes: ReadonlyMap<number, RemoteChange>;
+  /** The others on a contact (presence). */
+  othersOn: (id: number) => PresentUser[];
 }
 
 /**
@@ -20,7 +23,7 @@ interface Props {
  * DOM, so it scrolls through any number of contacts. Arrow keys, Home and End
  * move between rows.
  */
-export function ContactList({ params, selectedId, onSelect, changes }: Props) {
+export function ContactList({ params, selectedId, onSelect, changes, othersOn }: Props) {
   const { data, error, isPending, hasNextPage, isFetchingNextPage, fetchNextPage, refetch } = useContactList(params);
   const contacts = data?.pages.flatMap((p) => p.items) ?? [];
   const scroller = useRef<HTMLDivElement>(null);
@@ -122,6 +125,7 @@ export function ContactList({ params, selectedId, onSelect, changes }: Props) {
                       {change.op} by {change.by}
                     </span>
                   )}
+                  <PresenceInitials users={othersOn(contact.id)} />
                 </button>
               </li>
             );

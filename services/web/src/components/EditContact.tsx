@@ -1,5 +1,5 @@
 import { useQueryClient } from "@tanstack/react-query";
-import { useMemo, useState } from "react";
+import { useEffect, useMemo, useState } from "react";
 import { ApiError } from "../api/client";
 import { useDeleteContact, useUpdateContact } from "../api/mutations";
 import { keys, useContact } from "../api/queries";
@@ -15,8 +15,14 @@ const inputOf = (c: Contact): ContactInput => ({
   phone: c.phone,
 });
 
+interface Props {
+  onDeleted: () => void;
+  /** Whether the form holds edits not saved yet (told to others as presence "editing"). */
+  onEditing?: (editing: boolean) => void;
+}
+
 /** Edits one loaded contact; `base` is the version the edits apply to (sent as If-Match). */
-function EditForm({ contact, onDeleted }: { contact: Contact; onDeleted: () => void }) {
+function EditForm({ contact, onDeleted, onEditing }: Props & { contact: Contact }) {
   const [base, setBase] = useState(contact);
   const [values, setValues] = useState(() => inputOf(contact));
   const [saved, setSaved] = useState<string | null>(null);
@@ -27,6 +33,10 @@ function EditForm({ contact, onDeleted }: { contact: Contact; onDeleted: () => v
 
   const patch = Object.fromEntries(CONTACT_FIELDS.filter((f) => values[f] !== base[f]).map((f) => [f, values[f]]));
   const dirty = Object.keys(patch).length > 0;
+  useEffect(() => {
+    onEditing?.(dirty);
+    return () => onEditing?.(false);
+  }, [dirty, onEditing]);
 
   // A newer version arrived (live or refetched): take it unless the user is mid-edit.
   if (contact.version > base.version && !dirty) {
@@ -125,7 +135,7 @@ function EditForm({ contact, onDeleted }: { contact: Contact; onDeleted: () => v
   );
 }
 
-export function EditContact({ id, onDeleted }: { id: number; onDeleted: () => void }) {
+export function EditContact({ id, ...props }: Props & { id: number }) {
   const { data: contact, isPending, error, refetch } = useContact(id);
   if (isPending) return <p className="text-sm text-slate-600">Loading…</p>;
   if (error)
@@ -136,5 +146,5 @@ export function EditContact({ id, onDeleted }: { id: number; onDeleted: () => vo
       </div>
     );
   if (!contact) return <p className="text-sm text-slate-700">This contact has been deleted.</p>;
-  return <EditForm contact={contact} onDeleted={onDeleted} />;
+  return <EditForm contact={contact} {...props} />;
 }

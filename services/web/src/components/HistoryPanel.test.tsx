@@ -2,19 +2,10 @@ import { QueryClientProvider } from "@tanstack/react-query";
 import { render, screen } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createQueryClient } from "../api/session";
-import { fakeApi, reply } from "../test-api";
+import { fakeApi, grace, reply } from "../test-api";
 import { HistoryPanel } from "./HistoryPanel";
 
-const contact = {
-  id: 7,
-  first_name: "Grace",
-  last_name: "Hopper",
-  email: "grace@example.com",
-  phone: "+1 202 555 0100",
-  version: 1,
-  created_at: "2026-01-01T00:00:00Z",
-  updated_at: "2026-01-01T00:00:00Z",
-};
+const contact = grace;
 const item = (version: number, source: string, actor: { id: number | null; name: string } | null) => ({
   version,
   op: version === 1 ? "created" : "updated",

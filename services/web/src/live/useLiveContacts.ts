@@ -5,7 +5,7 @@ import { checkSession, endSession } from "../api/session";
 import { type ContactEvent, changedBy } from "../api/types";
 import { applyEvent } from "./applyEvent";
 import { useOwnChanges } from "./ownChanges";
-import { type LiveStatus, type SocketLike, useLiveSocket } from "./useLiveSocket";
+import { type LiveStatus, type Presence, type PresenceMap, type SocketLike, useLiveSocket } from "./useLiveSocket";
 
 /** A change someone else made, shown as a cue for a few seconds. */
 export interface RemoteChange {
@@ -21,15 +21,18 @@ const CUE_MS = 6000;
 interface Options {
   /** False while nobody is signed in: the live stream waits, then resumes. */
   signedIn?: boolean;
+  /** Where this tab is (told to everyone else), null: on no contact. */
+  presence?: Presence | null;
   connect?: (url: string) => SocketLike;
 }
 
-/** Live events into the query cache, plus cues for the changes that were not ours. */
-export function useLiveContacts({ signedIn, connect }: Options = {}) {
+/** Live events into the query cache, cues for the changes that were not ours, and who is on which contact. */
+export function useLiveContacts({ signedIn, presence, connect }: Options = {}) {
   const client = useQueryClient();
   const own = useOwnChanges();
   const [changes, setChanges] = useState<ReadonlyMap<number, RemoteChange>>(new Map());
   const [announcement, setAnnouncement] = useState("");
+  const [present, setPresent] = useState<PresenceMap>(new Map());
   const timers = useRef(new Map<number, ReturnType<typeof setTimeout>>());
 
   const onEvent = useCallback(
@@ -71,7 +74,9 @@ export function useLiveContacts({ signedIn, connect }: Options = {}) {
     checkSession: () => checkSession(client),
     onSignedOut: () => endSession(client),
     signedIn,
+    presence,
+    onPresence: setPresent,
     connect,
   });
-  return { status, changes, announcement };
+  return { status, changes, announcement, present };
 }

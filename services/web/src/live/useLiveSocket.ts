@@ -1,7 +1,16 @@
 import { useEffect, useRef, useState } from "react";
-import type { ContactEvent, ServerMessage } from "../api/types";
+import type { ContactEvent, PresenceState, PresentUser, ServerMessage } from "../api/types";
 
 export type LiveStatus = "connecting" | "live" | "reconnecting" | "offline" | "signed-out";
+
+/** The contact this tab is on, and what it does there. */
+export interface Presence {
+  contact_id: number;
+  state: PresenceState;
+}
+
+/** Who is on each contact someone is on (README, "Live updates"). */
+export type PresenceMap = ReadonlyMap<number, PresentUser[]>;
 
 /** The part of the browser's WebSocket this hook uses (a fake in tests). */
 export type SocketLike = Pick<WebSocket, "onopen" | "onmessage" | "onclose" | "send" | "close">;
@@ -16,6 +25,10 @@ export interface LiveSocketOptions {
   onSignedOut?: () => void;
   /** False while nobody is signed in: the socket waits, and resumes once this is true again. */
   signedIn?: boolean;
+  /** Where this tab is, told to the server now and on every reconnection; null: on no contact. */
+  presence?: Presence | null;
+  /** Who is on which contact, each time that changes (empty while not connected). */
+  onPresence?: (presence: PresenceMap) => void;
   url?: string;
   connect?: (url: string) => SocketLike;
   random?: () => number;
@@ -46,13 +59,16 @@ function defaultUrl(): string {
  * after the last `seq` seen; when the server cannot (`resync`, or a new
  * epoch) it calls `onResync`. Closed because the token expired (4001), it checks the session
  * and resumes at once; revoked (4003), or refused before it opened while the session is gone, it
- * waits for `signedIn` and then resumes where it was.
+ * waits for `signedIn` and then resumes where it was. It tells the server where this tab is
+ * (`presence`) once greeted on each connection, and each time that changes; it hands over who is
+ * where (`onPresence`) as the server says, starting afresh on each connection.
  */
 export function useLiveSocket(options: LiveSocketOptions): LiveStatus {
   const [status, setStatus] = useState<LiveStatus>("connecting");
   const latest = useRef(options);
   latest.current = options;
   const resume = useRef<() => void>(() => {});
+  const announce = useRef<() => void>(() => {});
   const signedIn = options.signedIn ?? true;
 
   useEffect(() => {
@@ -62,6 +78,26 @@ export function useLiveSocket(options: LiveSocketOptions): LiveStatus {
     let socket: SocketLike | null = null;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let disposed = false;
+    /** Who is where, as this connection was told; and where it was told this tab is (null: nowhere). */
+    let present = new Map<number, PresentUser[]>();
+    let announced: Presence | null = null;
+    let greeted = false;
+
+    const setPresent = (next: Map<number, PresentUser[]>) => {
+      present = next;
+      latest.current.onPresence?.(present);
+    };
+
+    /** Tell the server where this tab is now, if that is not what it was last told. */
+    const sendPresence = () => {
+      const wanted = latest.current.presence ?? null;
+      if (!socket || !greeted || (wanted?.contact_id === announced?.contact_id && wanted?.state === announced?.state))
+        return;
+      if (announced && announced.contact_id !== wanted?.contact_id)
+        socket.send(JSON.stringify({ type: "presence", contact_id: announced.contact_id, state: null }));
+      if (wanted) socket.send(JSON.stringify({ type: "presence", ...wanted }));
+      announced = wanted;
+    };
 
     const handle = (message: ServerMessage) => {
       if (message.type === "hello") {
@@ -71,8 +107,17 @@ export function useLiveSocket(options: LiveSocketOptions): LiveStatus {
         }
         failures = 0;
         setStatus("live");
+        greeted = true;
+        sendPresence();
       } else if (message.type === "resync") {
         latest.current.onResync();
+      } else if (message.type === "presence") {
+        const next = new Map(present);
+        if (message.users.length) next.set(message.contact_id, message.users);
+        else next.delete(message.contact_id);
+        setPresent(next);
+      } else if (message.type === "error") {
+        console.warn("live: the server refused a message:", message.detail);
       } else if (position && message.seq > position.seq) {
         position.seq = message.seq;
         latest.current.onEvent(message);
@@ -108,6 +153,8 @@ export function useLiveSocket(options: LiveSocketOptions): LiveStatus {
       const ws = connect(url);
       let opened = false;
       socket = ws;
+      greeted = false;
+      announced = null;
       ws.onopen = () => {
         opened = true;
         if (position) ws.send(JSON.stringify({ type: "resume", epoch: position.epoch, after: position.seq }));
@@ -123,6 +170,7 @@ export function useLiveSocket(options: LiveSocketOptions): LiveStatus {
       ws.onclose = ({ code }) => {
         if (disposed || socket !== ws) return;
         socket = null;
+        if (present.size) setPresent(new Map());
         if (code === SESSION_REVOKED) waitForSignIn();
         else if (code === TOKEN_EXPIRED) afterCheck(open);
         else if (!opened) afterCheck(retryLater); // an upgrade refused with 401 looks like this
@@ -137,6 +185,7 @@ export function useLiveSocket(options: LiveSocketOptions): LiveStatus {
     };
 
     resume.current = reconnectNow;
+    announce.current = sendPresence;
     open();
     window.addEventListener("online", reconnectNow);
     return () => {
@@ -151,6 +200,10 @@ export function useLiveSocket(options: LiveSocketOptions): LiveStatus {
   useEffect(() => {
     if (signedIn) resume.current();
   }, [signedIn]);
+
+  // This tab moved to another contact, or started or stopped editing.
+  const { contact_id, state } = options.presence ?? {};
+  useEffect(() => announce.current(), [contact_id, state]);
 
   return status;
 }
