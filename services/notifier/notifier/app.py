@@ -150,7 +150,8 @@ async def run(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        running = [asyncio.create_task(task) for task in (consumer.run(), presence_bus.run(), presence.run(), progress.run())]
+        tasks = (consumer.run(), presence_bus.run(), presence.run(), progress.run())
+        running = [asyncio.create_task(task) for task in tasks]
         await asyncio.wait([*running, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
         presence.withdraw()
         for task in running:
