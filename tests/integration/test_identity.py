@@ -39,9 +39,12 @@ ENDPOINTS = [
     ("command", "GET", "/api/users", "admin"),
     ("command", "POST", "/api/users", "admin"),
     ("command", "PATCH", "/api/users/1", "admin"),
+    ("command", "POST", "/api/imports", "editor"),
+    ("command", "GET", "/api/imports/1", "viewer"),
     ("query", "GET", "/api/contacts", "viewer"),
     ("query", "GET", "/api/contacts/1", "viewer"),
     ("query", "GET", "/api/contacts/1/history", "viewer"),
+    ("query", "GET", "/api/contacts/export", "viewer"),
 ]
 ROLES = ("viewer", "editor", "admin")
 
