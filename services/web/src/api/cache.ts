@@ -81,11 +81,20 @@ export function findContact(client: QueryClient, id: number): Contact | undefine
   return newest;
 }
 
-/** Writes a contact's new state (`null`: deleted) into every list and its own entry. */
+/**
+ * Writes a contact's new state (`null`: deleted) into every list and its own entry. A list being fetched
+ * meanwhile (a search just typed, say) may be answered from before this change, and its answer would
+ * overwrite it: such a list is fetched again.
+ */
 export function storeContact(client: QueryClient, id: number, contact: Contact | null): void {
   for (const [key, data] of client.getQueriesData<ContactPages>({ queryKey: keys.lists })) {
     const params = key[2] as ListParams;
     if (data) client.setQueryData<ContactPages>(key, placeInList(data, id, contact, params));
+  }
+  for (const { queryKey } of client.getQueryCache().findAll({ queryKey: keys.lists, fetchStatus: "fetching" })) {
+    // Cancelled, not deduplicated: a list loading for the first time would otherwise keep its request.
+    const exact = { queryKey, exact: true };
+    void client.cancelQueries(exact).then(() => client.refetchQueries(exact));
   }
   if (client.getQueryData(keys.detail(id)) !== undefined) {
     client.setQueryData<Contact | null>(keys.detail(id), contact);

@@ -1,5 +1,5 @@
-import { QueryClient } from "@tanstack/react-query";
-import { describe, expect, it } from "vitest";
+import { InfiniteQueryObserver, QueryClient } from "@tanstack/react-query";
+import { describe, expect, it, vi } from "vitest";
 import type { ContactPages } from "../api/queries";
 import { keys } from "../api/queries";
 import type { Contact, ContactEvent, ListParams } from "../api/types";
@@ -38,6 +38,35 @@ function setup(pages: { items: Contact[]; next_cursor: string | null }[], params
 }
 
 describe("applyEvent", () => {
+  it("fetches a list again when an event arrives while the list is being fetched", async () => {
+    const client = new QueryClient();
+    const created = contact(7, "Hopper");
+    let release = () => {};
+    const answeredBeforeTheCreate = new Promise<void>((resolve) => (release = resolve));
+    let fetches = 0;
+    const observer = new InfiniteQueryObserver(client, {
+      queryKey: keys.list(byName),
+      queryFn: async () => {
+        fetches += 1;
+        if (fetches > 1) return { items: [created], next_cursor: null };
+        await answeredBeforeTheCreate; // the server read the list before the contact was committed
+        return { items: [], next_cursor: null };
+      },
+      initialPageParam: undefined as string | undefined,
+      getNextPageParam: (page: { next_cursor: string | null }) => page.next_cursor ?? undefined,
+    });
+    const unsubscribe = observer.subscribe(() => {});
+    await vi.waitFor(() => expect(fetches).toBe(1));
+
+    expect(applyEvent(client, event("contact.created", created))).toBe(true);
+    release();
+
+    await vi.waitFor(() =>
+      expect(client.getQueryData<ContactPages>(keys.list(byName))?.pages[0]?.items.map((c) => c.id)).toEqual([7]),
+    );
+    unsubscribe();
+  });
+
   it("replaces a contact in place when a newer version arrives", () => {
     const { client, names } = setup([{ items: [contact(1, "Adams"), contact(2, "Brown")], next_cursor: null }]);
     const renamed = { ...contact(1, "Adams", 2), first_name: "Anna" };
