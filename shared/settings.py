@@ -33,7 +33,8 @@ class Settings(BaseSettings):
 
     relay_batch_size: int = Field(500, ge=1)
     relay_poll_seconds: float = 1.0
-    relay_linger_seconds: float = Field(0.005, ge=0)  # after a wake-up, before numbering the batch
+    relay_linger_seconds: float = Field(0.005, ge=0)  # between polls while events come, and after a wake-up
+    relay_idle_seconds: float = Field(0.5, ge=0)  # without an event this long, wait for NOTIFY instead of polling
     relay_max_backoff_seconds: float = MAX_BACKOFF_SECONDS
     outbox_retention_hours: float = 24.0
     idempotency_key_retention_hours: float = 24.0  # a retry with the same key within this time replays
