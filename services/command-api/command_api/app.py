@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """The composition root of one worker: runs after fork, so the pool belongs to this process."""
     settings = settings or get_settings()
     configure_logging("command-api", settings.log_level)
-    pool = open_pool(settings)
+    pool = open_pool(settings, max_waiting=settings.command_api_max_waiting_requests)
     handlers = ContactHandlers(pool)
 
     app = Flask(__name__)
