@@ -219,7 +219,7 @@ def run(infra: Infra) -> str:
             table(["what", "measured"], rows),
             "",
             f"- all answered within {DELAY + 1:.0f} s: {verdict(within == len(results) == CREATES)}; none lost or"
-            f" duplicated: {verdict(len(set(created)) == CREATES == stored == events)}",
+            f" duplicated: {verdict(len(set(created)) == len(created) == stored == events)}",
             f"- extra memory ≤ 25 KiB per pending create: {verdict(per_pending <= 25 * 1024)}",
             f"- PATCH p99 with creates pending / idle: **{p99_ratio:.2f}×**"
             f" (target ≤ 1.2×: {verdict(p99_ratio <= 1.2)})",

@@ -53,20 +53,13 @@ class CheckedPool(Pool):
 
 
 def open_pool(
-    settings: Settings,
-    url: str | None = None,
-    name: str = "contacts",
-    read_only_role: str | None = None,
-    max_waiting: int = 0,
+    settings: Settings, url: str | None = None, name: str = "contacts", read_only_role: str | None = None
 ) -> Pool:
-    """A pool of `settings`; with `max_waiting`, a request that finds that many queued for a connection is
-    refused at once (psycopg_pool's TooManyRequests, which serve_common answers 503 with Retry-After)."""
     pool = CheckedPool(
         url or settings.database_url,
         min_size=settings.db_pool_min_size,
         max_size=settings.db_pool_max_size,
         timeout=settings.db_pool_timeout_seconds,
-        max_waiting=max_waiting,
         # Autocommit: a lone statement is its own transaction, with no BEGIN and COMMIT round trips around
         # it; a caller that needs several statements to be atomic opens `conn.transaction()`.
         kwargs={"autocommit": True, "row_factory": dict_row, "options": session_options(settings, read_only_role)},

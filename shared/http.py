@@ -11,7 +11,6 @@ import orjson
 import psycopg
 from flask import Flask, Response, g, request
 from prometheus_client import Histogram
-from psycopg_pool import TooManyRequests
 from werkzeug.exceptions import HTTPException
 
 from shared.identity import Forbidden, Identity, Unauthenticated, credentials, required_role
@@ -112,18 +111,15 @@ def serve_common(
             response.headers["WWW-Authenticate"] = error.challenge
         return response
 
-    @app.errorhandler(psycopg.OperationalError)  # also the pool's timeout, its queue full, and a statement's
+    @app.errorhandler(psycopg.OperationalError)  # also the pool's timeout, and a statement's
     def database_unavailable(error: psycopg.OperationalError) -> Response:
-        overloaded = isinstance(error, TooManyRequests)
-        log.warning("%s: %s", "overloaded" if overloaded else "database unavailable", error)
+        log.warning("database unavailable: %s", error)
         response = problem_response(
             {
                 "type": "about:blank",
                 "title": "Service unavailable",
                 "status": 503,
-                "detail": "more requests are waiting than can be served in time; retry shortly"
-                if overloaded
-                else "the database is not answering right now; retry shortly",
+                "detail": "the database is not answering right now; retry shortly",
             }
         )
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)

@@ -24,9 +24,8 @@ class Settings(BaseSettings):
     command_api_port: int = 8001
     command_api_workers: int = 2
     command_api_worker_connections: int = 12_000
-    # Admission control: requests of one worker queued for a database connection beyond which more are
-    # refused at once (503, Retry-After), so that an overload is answered, not queued without bound.
-    command_api_max_waiting_requests: int = Field(32, ge=1)
+    # Admission control (command_api.admission): writes one worker takes at a time; one more gets a 503 at once.
+    command_api_max_writes_in_progress: int = Field(16, ge=1)
     relay_metrics_port: int = 8005
 
     db_pool_min_size: int = 2

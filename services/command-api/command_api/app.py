@@ -11,6 +11,7 @@ from prometheus_client import Gauge
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from command_api.accounts import Accounts, SignedIn, public
+from command_api.admission import admit_writes
 from command_api.handlers import (
     Command,
     ContactHandlers,
@@ -41,7 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """The composition root of one worker: runs after fork, so the pool belongs to this process."""
     settings = settings or get_settings()
     configure_logging("command-api", settings.log_level)
-    pool = open_pool(settings, max_waiting=settings.command_api_max_waiting_requests)
+    pool = open_pool(settings)
     handlers = ContactHandlers(pool)
 
     app = Flask(__name__)
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     identity = Identity.start(settings, settings.database_url)
     accounts = Accounts(pool, identity.tokens, settings)
     serve_common(app, openapi_document, readiness, identity)
+    admit_writes(app, settings.command_api_max_writes_in_progress)
     limit_requests(app, pool, settings)  # after serve_common: its identity hook sets g.caller
 
     def handle(command: Command, idempotency_key: str | None = None) -> Contact | None:
