@@ -36,6 +36,7 @@ class Server:
     url: str
     pid: int
     hello: bool  # sends a hello frame before the events
+    metrics: str | None = None  # its /metrics, for a notifier
 
 
 def cpu_seconds(pid: int) -> float:
@@ -72,7 +73,7 @@ def notifier_server(infra: Infra) -> Iterator[Server]:
     try:
         base, process = start_notifier(stack.launch, "bench-notifier", log_level="WARNING")
         assert process.process is not None
-        yield Server("notifier", ws_url(base), process.process.pid, hello=True)
+        yield Server("notifier", ws_url(base), process.process.pid, hello=True, metrics=f"{base}/metrics")
     finally:
         stack.stop()
 

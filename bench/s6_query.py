@@ -102,7 +102,7 @@ def direct(database_url: str, paths: list[str], clients: int, seconds: float) ->
 
 def _direct_clients(database_url: str, paths: list[str], clients: int, seconds: float) -> list[float]:
     """One process of `direct`: its own pool, as a query-api worker has, and `clients` threads; latencies in ms."""
-    settings = Settings(database_url=database_url, db_pool_max_size=clients)
+    settings = Settings(database_url=database_url, db_pool_min_size=clients, db_pool_max_size=clients)
     pool = open_pool(settings, read_only_role=settings.query_database_role)
     views = ContactViews(pool)
     queries = [parse_list_query(dict(parse_qsl(urlsplit(path).query))) for path in paths]
