@@ -203,8 +203,8 @@ def run(infra: Infra) -> str:
             f"- {name}: query-api / direct at {CONNECTIONS} clients **{ratio:.2f}x** (target ≥ {target}x:"
             f" {verdict(ratio >= target, *runs)}); p99 at {LATENCY_CONNECTIONS} clients {p99:.1f} ms (target ≤ 20 ms:"
             f" {verdict(p99 <= 20, *runs)}); that p99 under writes {slowdown:.2f}x idle, **{beside:.2f}x** beside CPU"
-            f" burners as hungry as the writes (target ≤ 1.3x: {verdict(beside <= 1.3, *runs)}); the HTTP floor"
-            f" alone would leave this SQL about {bound:.2f}x",
+            f" burners as hungry as the writes (target ≤ 1.3x: {verdict(beside <= 1.3, written, *runs)});"
+            f" the HTTP floor alone would leave this SQL about {bound:.2f}x",
         ]
     return "\n".join(
         [

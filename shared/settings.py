@@ -25,7 +25,8 @@ class Settings(BaseSettings):
     command_api_workers: int = 2
     command_api_worker_connections: int = 12_000
     # Admission control (command_api.admission): writes one worker takes at a time; one more gets a 503 at once.
-    command_api_max_writes_in_progress: int = Field(16, ge=1)
+    # 128: about a second of a worker's work on a loaded 2-core machine, and a burst of 128 paced clients fits.
+    command_api_max_writes_in_progress: int = Field(128, ge=1)
     relay_metrics_port: int = 8005
 
     db_pool_min_size: int = 2
