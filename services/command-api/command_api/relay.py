@@ -5,8 +5,9 @@ coming the leader polls the outbox; once none came for `relay_idle_seconds` it s
 `relay_state.listening` and waits for the outbox trigger's NOTIFY, which writers send only then: a
 notifying transaction commits under one database-wide lock, so NOTIFY under load would make writers
 commit one at a time (migration 0008). It publishes a batch with confirms in flight together, and only
-then marks the batch published. `seq` is stored before publishing, so a batch cut short by a lost connection is sent
-again with the same numbers. The leader also keeps house for the database (`keep_house`).
+then marks the batch published. `seq` is stored before publishing, so a batch cut short by a lost
+connection is sent again with the same numbers. The leader also keeps house for the database
+(`keep_house`).
 """
 
 import asyncio

@@ -1,8 +1,8 @@
-"""Writers wake the relay only while it waits to be woken (docs/benchmarks.md, "Where a write's CPU goes").
+"""Writers wake the relay only while it waits to be woken (docs/benchmarks.md, "Where a write's time goes").
 
 A transaction that runs `NOTIFY` takes one lock for the whole database at commit and holds it until its
 commit is flushed, so notifying writers commit one at a time: at 16 clients a single-row insert ran
-5 to 8 times slower with the old per-statement `NOTIFY outbox` than without it. Now the relay says in
+6 to 8 times slower with the old per-statement `NOTIFY outbox` than without it. Now the relay says in
 `relay_state.listening` whether it waits for a wake-up; while events keep coming it polls instead, and
 says it does not, and the trigger's `NOTIFY` is skipped. A write that read `listening` just before the
 relay set it is found by the relay's next poll (relay_poll_seconds) at the latest.
