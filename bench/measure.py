@@ -1,4 +1,11 @@
-"""Small measuring tools the scenarios share: percentiles, wrk runs, process memory, CPU load, the Markdown table."""
+"""Small measuring tools the scenarios share: percentiles, wrk runs, process memory, CPU load, the Markdown table.
+
+The rules every verdict keeps (issue 21): it comes from alternating, repeated runs, the median of at
+least ROUNDS; a run with any error (a non-2xx reply, a socket error, a time-out, a client short of
+frames) fails it, whatever its figures; a p99 is named so only over MIN_P99_SAMPLES samples or more,
+else the tail shown is the maximum and called so; a direct baseline runs in as many processes as the
+product it is compared with (`in_processes`).
+"""
 
 import math
 import multiprocessing
@@ -15,10 +22,29 @@ from dataclasses import dataclass
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
+#: Rounds of alternating runs a verdict's median is taken over, at least.
+ROUNDS = 3
+#: Below this many samples the 99th percentile is one of the few largest, or the largest: a tail figure
+#: from fewer is reported as the maximum.
+MIN_P99_SAMPLES = 1000
+
 
 def percentile(samples: Sequence[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def tail(samples: Sequence[float]) -> tuple[str, float]:
+    """("p99", the 99th percentile) over enough samples to have one, else ("max", the largest)."""
+    if len(samples) >= MIN_P99_SAMPLES:
+        return "p99", percentile(samples, 0.99)
+    return "max", max(samples)
+
+
+def tail_text(samples: Sequence[float]) -> str:
+    """The tail of `samples` in ms as a table shows it: "p99 12.3" or "max 12.3"."""
+    name, value = tail(samples)
+    return f"{name} {value:.1f}"
 
 
 def median(samples: Sequence[float]) -> float:
@@ -27,19 +53,33 @@ def median(samples: Sequence[float]) -> float:
 
 @dataclass(frozen=True)
 class Load:
-    """Throughput and latency of one load run, latencies in milliseconds."""
+    """Throughput and latency of one load run, latencies in milliseconds.
+
+    `errors` counts non-2xx replies, `socket_errors` connections refused or broken and requests timed
+    out (which have no latency, so that they would otherwise drop out of it); `requests` those answered.
+    `p99_ms` is the maximum when `requests` is below MIN_P99_SAMPLES (`tail_name` says which)."""
 
     rate: float
     p50_ms: float
     p99_ms: float
     errors: int = 0
+    socket_errors: int = 0
+    requests: int = MIN_P99_SAMPLES
+
+    @property
+    def failed(self) -> int:
+        return self.errors + self.socket_errors
+
+    @property
+    def tail_name(self) -> str:
+        return "p99" if self.requests >= MIN_P99_SAMPLES else "max"
 
 
-def alternating(runs: Mapping[str, Callable[[], Load]], rounds: int) -> dict[str, Load]:
-    """Each run `rounds` times, taking turns, so that the machine's drift touches them all alike; of each
-    figure, the median over the rounds (their errors summed)."""
+def alternating(runs: Mapping[str, Callable[[], Load]], rounds: int = ROUNDS) -> dict[str, Load]:
+    """Each run `rounds` times (at least ROUNDS), taking turns, so that the machine's drift touches them all
+    alike; of each figure, the median over the rounds (their errors and requests summed)."""
     loads: dict[str, list[Load]] = {name: [] for name in runs}
-    for _ in range(rounds):
+    for _ in range(max(rounds, ROUNDS)):
         for name, measure in runs.items():
             loads[name].append(measure())
     return {
@@ -48,9 +88,28 @@ def alternating(runs: Mapping[str, Callable[[], Load]], rounds: int) -> dict[str
             median([load.p50_ms for load in samples]),
             median([load.p99_ms for load in samples]),
             sum(load.errors for load in samples),
+            sum(load.socket_errors for load in samples),
+            min(load.requests for load in samples),
         )
         for name, samples in loads.items()
     }
+
+
+def sampled_load(latencies_ms: Sequence[float], seconds: float) -> Load:
+    """The Load of a run that timed each of its requests itself."""
+    if not latencies_ms:
+        return Load(0.0, math.inf, math.inf, requests=0)
+    return Load(len(latencies_ms) / seconds, median(latencies_ms), tail(latencies_ms)[1], requests=len(latencies_ms))
+
+
+def in_processes(target: Callable[..., list[float]], arguments: tuple[object, ...], processes: int) -> list[float]:
+    """`target(*arguments)` in `processes` processes at once (spawned: no copy of the caller's threads
+    and connections), their returned samples merged: a baseline as many processes wide as the product,
+    so that no GIL holds it back where the product's workers have none."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(processes) as pool:
+        results = pool.starmap(target, [arguments] * processes)
+    return [sample for samples in results for sample in samples]
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -75,7 +134,8 @@ def wrk_in_background(
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(lua)
     duration = f"{int(seconds)}s" if seconds is not None else "24h"
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}", "--latency", "-s", script.name]
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}", "--latency", "--timeout", "10s"]
+    argv += ["-s", script.name]
     argv += ["-H", f"Authorization: Bearer {token}", url]
     result: list[Load] = []
     try:
@@ -98,11 +158,20 @@ def _wrk_load(output: str) -> Load:
         match[0]: float(match[1]) * _UNITS[match[2]]
         for match in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", output, re.MULTILINE)
     }
+    maximum = re.search(r"^\s+Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", output, re.MULTILINE)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    if rate == 0 or "99" not in latency:  # next to nothing answered: no latency must read as fast
-        return Load(rate, math.inf, math.inf)
-    return Load(rate, latency["50"], latency["99"], int(errors.group(1)) if errors else 0)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    counts = {
+        "errors": int(errors.group(1)) if errors else 0,
+        "socket_errors": sum(int(n) for n in sockets.groups()) if sockets else 0,
+        "requests": requests,
+    }
+    if rate == 0 or "99" not in latency or maximum is None:  # next to nothing answered: it must not read as fast
+        return Load(rate, math.inf, math.inf, **counts)
+    top = latency["99"] if requests >= MIN_P99_SAMPLES else float(maximum.group(1)) * _UNITS[maximum.group(2)]
+    return Load(rate, latency["50"], top, **counts)
 
 
 def rss_bytes(pids: Sequence[int]) -> int:
@@ -163,8 +232,11 @@ def cpu_burners(cores: float, processes: int = 2) -> Iterator[None]:
 
 
 def load_row(what: str, load: Load) -> tuple[str, str, str, str]:
-    """A row of a table of loads: what ran, its rate per second, its p50 and p99 in ms."""
-    return (what, f"{load.rate:.0f}", f"{load.p50_ms:.1f}", f"{load.p99_ms:.1f}")
+    """A row of a table of loads: what ran, its rate per second, its p50 and p99 in ms (the maximum, so
+    named, from too few samples for a p99), and its failures if any."""
+    failed = f" ({load.errors} non-2xx, {load.socket_errors} socket errors/time-outs)" if load.failed else ""
+    top = f"{load.p99_ms:.1f}" if load.tail_name == "p99" else f"max {load.p99_ms:.1f}"
+    return (what + failed, f"{load.rate:.0f}", f"{load.p50_ms:.1f}", top)
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -173,5 +245,10 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
-def verdict(met: bool) -> str:
+def verdict(met: bool, *loads: Load, short: int = 0) -> str:
+    """ "met" only if the figures meet the target and no run of `loads` failed a request, and no client was
+    `short` of frames; else "NOT met" and why."""
+    failed = sum(load.failed for load in loads)
+    if failed or short:
+        return f"NOT met ({failed} requests failed, {short} clients short)"
     return "met" if met else "NOT met"

@@ -1,7 +1,8 @@
 """S1: the notifier's fan-out rate and memory per connection, next to a bare websockets `broadcast()` server.
 
 Both servers are fed the same messages from `contacts.events` (published as the relay does) and
-measured one at a time with the same client fleet. Per N: memory per connection = the server's RSS
+measured one at a time with the same client fleet. A client short of any frame fails the verdict:
+the rate counts every client's frames. Per N: memory per connection = the server's RSS
 growth when the N clients connect, divided by N; then BURSTS bursts of EVENTS events each, published
 as fast as confirms allow. Rate = N * EVENTS / (first publish → the last client has the last event),
 and, as the clients share the 2 cores with the server, also frames per CPU-second of the server
@@ -35,6 +36,7 @@ class Server:
     url: str
     pid: int
     hello: bool  # sends a hello frame before the events
+    metrics: str | None = None  # its /metrics, for a notifier
 
 
 def cpu_seconds(pid: int) -> float:
@@ -71,7 +73,7 @@ def notifier_server(infra: Infra) -> Iterator[Server]:
     try:
         base, process = start_notifier(stack.launch, "bench-notifier", log_level="WARNING")
         assert process.process is not None
-        yield Server("notifier", ws_url(base), process.process.pid, hello=True)
+        yield Server("notifier", ws_url(base), process.process.pid, hello=True, metrics=f"{base}/metrics")
     finally:
         stack.stop()
 
@@ -131,7 +133,8 @@ def run(infra: Infra) -> str:
         extra = (ours.bytes_per_connection - bare.bytes_per_connection) / 1024
         lines.append(
             f"- {clients:,} clients: rate **{ratio:.2f}x** bare (per CPU-second {cpu_ratio:.2f}x; target ≥ 0.85x:"
-            f" {verdict(min(ratio, cpu_ratio) >= 0.85)}); memory per connection bare {extra:+.1f} KiB"
+            f" {verdict(min(ratio, cpu_ratio) >= 0.85, short=ours.incomplete + bare.incomplete)});"
+            f" memory per connection bare {extra:+.1f} KiB"
             f" (target ≤ +4 KiB: {verdict(extra <= 4)})"
         )
     return "\n".join(

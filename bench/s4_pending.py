@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 
 import psycopg
 import requests
@@ -37,7 +37,8 @@ PROBE_SECONDS = 3.0
 DELAY = Settings().create_reply_delay_seconds
 
 
-Result = tuple[int, float, int | None]  # status (0: the connection failed), seconds to the reply, id
+#: status (0: the connection failed), seconds to the reply, the new contact's id, whether it named Retry-After
+Result = tuple[int, float, int | None, bool]
 
 
 def _client_process(
@@ -51,7 +52,7 @@ def _client_process(
     """
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    results: list[Result] = [(0, 0.0, None)] * count
+    results: list[Result] = [(0, 0.0, None, False)] * count
     selector = selectors.DefaultSelector()
     sent = 0
     while sent < count or selector.get_map():
@@ -101,10 +102,40 @@ def _create_request(token: str, n: int, tag: str) -> bytes:
 
 def _parse_reply(reply: bytes, elapsed: float) -> Result:
     if not reply.startswith(b"HTTP/"):
-        return 0, elapsed, None
-    status = int(reply.split(b" ", 2)[1])
-    contact_id = json.loads(reply.split(b"\r\n\r\n", 1)[1])["id"] if status == 201 else None
-    return status, elapsed, contact_id
+        return 0, elapsed, None, False
+    head, _, body = reply.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    contact_id = json.loads(body)["id"] if status == 201 else None
+    return status, elapsed, contact_id, b"\r\nretry-after:" in head.lower()
+
+
+def send_creates(
+    pool: ProcessPoolExecutor, port: int, token: str, tag: str, creates: int, seconds: float, start_at: float
+) -> "list[Future[list[Result]]]":
+    """`creates` creates spread evenly over `seconds` from `start_at`, sent by CLIENT_PROCESSES processes of
+    `pool`; each future holds one process's results."""
+    share = creates // CLIENT_PROCESSES
+    rate = creates / seconds / CLIENT_PROCESSES
+    return [
+        pool.submit(_client_process, port, token, tag, n * share, share, rate, start_at)
+        for n in range(CLIENT_PROCESSES)
+    ]
+
+
+def stored_and_published(database_url: str, tag: str) -> tuple[int, int]:
+    """Once the relay has drained: contacts stored by creates tagged `tag`, and the `contact.created`
+    events published for them."""
+    wait_until(lambda: unpublished(database_url) == 0, timeout=120, message="the relay to drain")
+    pattern = f"%.{tag}@%"
+    with psycopg.connect(database_url) as conn:
+        stored = conn.execute("SELECT count(*) FROM contacts WHERE email LIKE %s", (pattern,)).fetchone()
+        events = conn.execute(
+            "SELECT count(*) FROM outbox WHERE routing_key = 'contact.created'"
+            " AND published_at IS NOT NULL AND payload->'contact'->>'email' LIKE %s",
+            (pattern,),
+        ).fetchone()
+    assert stored is not None and events is not None
+    return int(stored[0]), int(events[0])
 
 
 def _pending(base: str) -> float | None:
@@ -132,7 +163,6 @@ def run(infra: Infra) -> str:
         idle_probe = patch_load(base, token, ids, PROBE_CONNECTIONS, PROBE_SECONDS)
         idle_rss = rss_bytes(process_tree(gunicorn.pid))
 
-        per_process = CREATES // CLIENT_PROCESSES
         start_at = time.monotonic() + 2
         samples: list[tuple[float, int]] = []
         done = threading.Event()
@@ -147,46 +177,25 @@ def run(infra: Infra) -> str:
         sampler = threading.Thread(target=sample)
         sampler.start()
         with ProcessPoolExecutor(CLIENT_PROCESSES) as pool:
-            futures = [
-                pool.submit(
-                    _client_process,
-                    port,
-                    token,
-                    tag,
-                    n * per_process,
-                    per_process,
-                    CREATES / RAMP_SECONDS / CLIENT_PROCESSES,
-                    start_at,
-                )
-                for n in range(CLIENT_PROCESSES)
-            ]
+            futures = send_creates(pool, port, token, tag, CREATES, RAMP_SECONDS, start_at)
             time.sleep(max(0.0, start_at + DELAY - PROBE_SECONDS - 0.5 - time.monotonic()))
             busy_probe = patch_load(base, token, ids, PROBE_CONNECTIONS, PROBE_SECONDS)
             results = [result for future in futures for result in future.result()]
         done.set()
         sampler.join()
-        wait_until(lambda: unpublished(infra.database_url) == 0, timeout=120, message="the relay to drain")
-        with psycopg.connect(infra.database_url) as conn:
-            stored = conn.execute(
-                "SELECT count(*), count(DISTINCT lower(email)) FROM contacts WHERE email LIKE %s", (f"%.{tag}@%",)
-            ).fetchone()
-            events = conn.execute(
-                "SELECT count(*) FROM outbox"
-                " WHERE routing_key = 'contact.created' AND payload->'contact'->>'email' LIKE %s",
-                (f"%.{tag}@%",),
-            ).fetchone()
+        stored, events = stored_and_published(infra.database_url, tag)
     finally:
         stack.stop()
 
-    latencies = [elapsed for _, elapsed, _ in results]
-    created = [contact_id for status, _, contact_id in results if status == 201]
+    latencies = [elapsed for _, elapsed, _, _ in results]
+    created = [contact_id for status, _, contact_id, _ in results if status == 201]
     peak_pending = max(pending for pending, _ in samples)
     per_pending = (max(rss for _, rss in samples) - idle_rss) / max(peak_pending, 1)
     within = sum(1 for latency in latencies if DELAY <= latency <= DELAY + 1)
     p99_ratio = busy_probe.p99_ms / idle_probe.p99_ms
     rows = [
         ("creates sent / answered 201 / distinct ids", f"{len(results)} / {len(created)} / {len(set(created))}"),
-        ("contacts stored / created events published", f"{stored[0] if stored else 0} / {events[0] if events else 0}"),
+        ("contacts stored / created events published", f"{stored} / {events}"),
         ("most replies held at once (command_api_pending_creates)", f"{peak_pending:.0f}"),
         (
             "reply time min / median / p99 / max (s)",
@@ -210,7 +219,7 @@ def run(infra: Infra) -> str:
             table(["what", "measured"], rows),
             "",
             f"- all answered within {DELAY + 1:.0f} s: {verdict(within == len(results) == CREATES)}; none lost or"
-            f" duplicated: {verdict(len(set(created)) == CREATES == (stored[0] if stored else 0))}",
+            f" duplicated: {verdict(len(set(created)) == len(created) == stored == events)}",
             f"- extra memory ≤ 25 KiB per pending create: {verdict(per_pending <= 25 * 1024)}",
             f"- PATCH p99 with creates pending / idle: **{p99_ratio:.2f}×**"
             f" (target ≤ 1.2×: {verdict(p99_ratio <= 1.2)})",

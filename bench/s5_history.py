@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pika
 import psycopg
 
-from bench.measure import percentile, table, verdict
+from bench.measure import percentile, table, tail, verdict
 from bench.write_load import max_patch_rate, paced_patches, seed
 from shared.broker import EVENTS_EXCHANGE, HISTORY_QUEUE, quorum_queue_arguments
 from shared.settings import Settings
@@ -122,13 +122,13 @@ def run(infra: Infra) -> str:
     finally:
         stack.stop()
 
-    p50, p99 = percentile(lags, 0.5), percentile(lags, 0.99)
+    p50, (tail_name, p99) = percentile(lags, 0.5), tail(lags)
     ratio = drain / bare
     rows = [
         ("history worker: backlog drain (rows recorded)", f"{drain:.0f}/s"),
         ("bare pika consume + ack, same queue type and prefetch", f"{bare:.0f}/s"),
         ("history lag p50 at half the write rate", f"{p50:.1f} ms"),
-        ("history lag p99 at half the write rate", f"{p99:.1f} ms"),
+        (f"history lag {tail_name} at half the write rate", f"{p99:.1f} ms"),
     ]
     return "\n".join(
         [
@@ -137,9 +137,10 @@ def run(infra: Infra) -> str:
             "",
             table(["what", "figure"], rows),
             "",
-            f"- lag p99 {p99:.1f} ms over {len(lags)} versions (target ≤ 100 ms: {verdict(p99 <= 100)});"
-            f" non-2xx PATCH replies: {written.errors}; lag is from the write's transaction time to the"
-            " history row's commit, through the outbox relay and RabbitMQ",
+            f"- lag {tail_name} {p99:.1f} ms over {len(lags)} versions"
+            f" (target ≤ 100 ms: {verdict(p99 <= 100, written)}); failed PATCHes: {written.failed};"
+            " lag is from the write's transaction time to the history row's commit, through the outbox relay"
+            " and RabbitMQ",
             f"- drain / bare consumer: **{ratio:.2f}x** (target ≥ 0.5x: {verdict(ratio >= 0.5)})",
         ]
     )

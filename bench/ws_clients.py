@@ -4,8 +4,8 @@ A `Fleet` of N connections runs in ceil(N / PER_PROCESS) processes, each an asyn
 file-descriptor limit raised to its hard limit. Times are `time.monotonic()` (CLOCK_MONOTONIC: one clock
 for every process of the machine). `collect(count)` waits until every reading client has `count` frames
 and returns, per frame index, when the last reading client got it; stalled clients (a share of the fleet
-that never reads) are left out. A fleet made with `record` also keeps each client's seqs and resyncs,
-for `audit`.
+that never reads, over a socket with a small receive buffer) are left out. A fleet made with `record`
+also keeps each client's seqs and resyncs, for `audit`.
 """
 
 import asyncio
@@ -14,14 +14,17 @@ import math
 import multiprocessing
 import re
 import resource
+import socket
 import time
 from multiprocessing.connection import Connection
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
 PER_PROCESS = 2500
+STALLED_RECEIVE_BUFFER = 4096  # bytes
 CONCURRENT_HANDSHAKES = 100
 _SEQ = re.compile(rb'"seq": ?(\d+)')
 _RESYNC = b'{"type": "resync"'
@@ -83,6 +86,17 @@ class Fleet:
                 process.kill()
 
 
+async def _stalled_socket(url: str) -> socket.socket:
+    """A connected socket whose receive buffer is STALLED_RECEIVE_BUFFER: a client on a slow link, so that
+    what it does not read piles up in the server's own buffer, not in the kernel's."""
+    where = urlsplit(url)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, STALLED_RECEIVE_BUFFER)  # before connecting: the window
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (where.hostname, where.port))
+    return sock
+
+
 def _run(url: str, clients: int, stalled: int, skip_first: bool, record: bool, pipe: Connection) -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -104,7 +118,8 @@ async def _fleet(url: str, clients: int, stalled: int, skip_first: bool, record:
 
     async def client(index: int) -> None:
         async with handshakes:
-            ws = await connect(url, open_timeout=120, ping_interval=None, compression=None, max_queue=1)
+            sock = await _stalled_socket(url) if index < stalled else None
+            ws = await connect(url, open_timeout=120, ping_interval=None, compression=None, max_queue=1, sock=sock)
         opened[index].set_result(None)
         async with ws:
             if index < stalled:

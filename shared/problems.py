@@ -60,7 +60,7 @@ COMMON_PROBLEMS = {
     417: "an Expect header other than 100-continue (gunicorn)",
     431: "more than 100 header fields, or one longer than 8190 bytes (gunicorn)",
     501: "a Transfer-Encoding other than chunked (gunicorn)",
-    503: "the database is not answering; retry after Retry-After seconds",
+    503: "the database is not answering, or more writes are under way than can be done in time; retry later",
 }
 
 

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     command_api_port: int = 8001
     command_api_workers: int = 2
     command_api_worker_connections: int = 12_000
+    # Admission control (command_api.admission): writes one worker takes at a time; one more gets a 503 at once.
+    # 128: about a second of a worker's work on a loaded 2-core machine, and a burst of 128 paced clients fits.
+    command_api_max_writes_in_progress: int = Field(128, ge=1)
     relay_metrics_port: int = 8005
 
     db_pool_min_size: int = 2
@@ -33,7 +36,8 @@ class Settings(BaseSettings):
 
     relay_batch_size: int = Field(500, ge=1)
     relay_poll_seconds: float = 1.0
-    relay_linger_seconds: float = Field(0.005, ge=0)  # after a wake-up, before numbering the batch
+    relay_linger_seconds: float = Field(0.005, ge=0)  # between polls while events come, and after a wake-up
+    relay_idle_seconds: float = Field(0.5, ge=0)  # without an event this long, wait for NOTIFY instead of polling
     relay_max_backoff_seconds: float = MAX_BACKOFF_SECONDS
     outbox_retention_hours: float = 24.0
     idempotency_key_retention_hours: float = 24.0  # a retry with the same key within this time replays

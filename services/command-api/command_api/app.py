@@ -12,6 +12,7 @@ from prometheus_client import Gauge
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from command_api.accounts import Accounts, SignedIn, public
+from command_api.admission import admit_writes
 from command_api.handlers import (
     Command,
     ContactHandlers,
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     accounts = Accounts(pool, identity.tokens, settings)
     imports = ImportJobs(pool)
     serve_common(app, openapi_document, readiness, identity)
+    admit_writes(app, settings.command_api_max_writes_in_progress)
     limit_requests(app, pool, settings)  # after serve_common: its identity hook sets g.caller
 
     @app.after_request

@@ -1,9 +1,13 @@
 """The outbox relay: publishes committed events to `contacts.events`, numbering them `seq` in publish order.
 
-One relay leads at a time (a PostgreSQL advisory lock); others wait for the lock. The leader wakes on
-the outbox trigger's NOTIFY, publishes a batch with confirms in flight together, and only then marks the
-batch published. `seq` is stored before publishing, so a batch cut short by a lost connection is sent
-again with the same numbers. The leader also keeps house for the database (`keep_house`).
+One relay leads at a time (a PostgreSQL advisory lock); others wait for the lock. While events keep
+coming the leader polls the outbox; once none came for `relay_idle_seconds` it sets
+`relay_state.listening` and waits for the outbox trigger's NOTIFY, which writers send only then: a
+notifying transaction commits under one database-wide lock, so NOTIFY under load would make writers
+commit one at a time (migration 0008). It publishes a batch with confirms in flight together, and only
+then marks the batch published. `seq` is stored before publishing, so a batch cut short by a lost
+connection is sent again with the same numbers. The leader also keeps house for the database
+(`keep_house`).
 """
 
 import asyncio
@@ -81,15 +85,37 @@ class OutboxRelay:
         assert state is not None
         self._epoch = str(state["epoch"])
         await self._resend_numbered()
+        listening = await self._set_listening(False)
+        last_event = time.monotonic()
         while not stop.is_set():
-            wake.clear()
-            if await self.relay_batch() < self._settings.relay_batch_size:
+            relayed = await self.relay_batch()
+            if relayed:
+                last_event = time.monotonic()
+                if listening:
+                    listening = await self._set_listening(False)
+            if relayed == self._settings.relay_batch_size:
+                continue
+            if time.monotonic() - last_event < self._settings.relay_idle_seconds:
+                # Events keep coming: poll again soon; the commits of this while join one batch.
+                await _first_of([stop.wait()], listener, self._settings.relay_linger_seconds)
+            elif not listening:
+                wake.clear()
+                listening = await self._set_listening(True)
+                # The next batch looks once more, for writes that read `listening` before it was set.
+                await _first_of([stop.wait()], listener, self._settings.relay_linger_seconds)
+            else:
                 await _first_of([wake.wait(), stop.wait()], listener, self._settings.relay_poll_seconds)
-                # Let the commits that follow the one that woke us join its batch: under load this turns
-                # many batches of one or two events into fewer, larger ones, for a few ms of latency.
+                wake.clear()
+                # Let the commits that follow the one that woke us join its batch: many batches of one or
+                # two events become fewer, larger ones, for a few ms of latency.
                 await asyncio.sleep(self._settings.relay_linger_seconds)
             if listener.done():
                 listener.result()  # the LISTEN connection failed: start over
+
+    async def _set_listening(self, listening: bool) -> bool:
+        """Tell writers whether to NOTIFY (migration 0008); returns `listening`."""
+        await self._conn.execute("UPDATE relay_state SET listening = %s", (listening,))
+        return listening
 
     async def relay_batch(self) -> int:
         """Number the next batch of new events and publish it; returns how many."""
