@@ -4,14 +4,17 @@ Skipped, with the reason, where no Docker engine, compose or stand-in image is t
 and `make test` provide them where they can: deploy/with-docker.sh).
 """
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
-from tests.support.containers import ComposeStack, docker_missing
+from tests.support.containers import ComposeStack, docker_missing, image_sizes
+from tests.support.processes import ROOT
 
+ARTIFACTS = ROOT / "test-artifacts"
 #: The four services scaled out (docker-compose.yml's comment and the README give the same command).
 SCALED = ("command-api", "query-api", "history-worker", "notifier")
 
@@ -28,12 +31,14 @@ def built(docker_here: None, tmp_path_factory: pytest.TempPathFactory) -> Compos
     """Every image of the stack built (from the layer cache where nothing changed), not yet started."""
     stack = ComposeStack(tmp_path_factory.mktemp("compose"))
     stack.compose("build", timeout=1800)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "image-sizes.json").write_text(json.dumps(image_sizes(), indent=2) + "\n")
     return stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(built: ComposeStack) -> Iterator[ComposeStack]:
-    """The stack up and healthy, one instance of each service; `docker-compose down -v` after the last test."""
+    """The stack up and healthy, one instance of each service; `docker-compose down -v` after the module."""
     try:
         built.compose("up", "--detach", timeout=600)
         built.wait_healthy()
@@ -42,7 +47,7 @@ def stack(built: ComposeStack) -> Iterator[ComposeStack]:
         built.down()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def admin(stack: ComposeStack) -> dict[str, Any]:
     """The first admin compose made (ADMIN_USERNAME / ADMIN_PASSWORD of the env file), signed in: its token."""
     credentials = {"username": stack.env["ADMIN_USERNAME"], "password": stack.env["ADMIN_PASSWORD"]}

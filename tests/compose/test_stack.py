@@ -138,7 +138,10 @@ class Listener:
         assert hello["type"] == "hello", hello
 
     def events(self) -> list[dict[str, Any]]:
-        output, _ = self._process.communicate(timeout=90)
+        """What it printed until it had every event it waits for (or its minute was over)."""
+        assert self._process.stdout is not None
+        output = self._process.stdout.read()
+        assert self._process.wait(timeout=10) == 0, f"the listener in {self.container} failed"
         return [json.loads(line) for line in output.splitlines()]
 
 

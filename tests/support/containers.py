@@ -75,6 +75,14 @@ def image_exists(image: str) -> bool:
     return run(["docker", "image", "inspect", image], check=False).returncode == 0
 
 
+def image_sizes() -> dict[str, int]:
+    """Megabytes of each image of ours."""
+    return {
+        image: round(int(run(["docker", "image", "inspect", "--format", "{{.Size}}", image]).stdout) / 1e6)
+        for image in OUR_IMAGES
+    }
+
+
 def generated_env(project: str) -> dict[str, str]:
     """A .env as a user fills it in: every password random, the ports free on this machine, a short delay."""
     names = ["POSTGRES_PASSWORD", "QUERY_DATABASE_PASSWORD", "ADMIN_PASSWORD"]

@@ -58,7 +58,7 @@ def servers() -> Iterator[tuple[str, str, str]]:
 
     with (
         PostgresContainer(os.environ.get("TEST_POSTGRES_IMAGE", POSTGRES_IMAGE), driver=None) as postgres,
-        RabbitMqContainer(os.environ.get("TEST_RABBITMQ_IMAGE", RABBITMQ_IMAGE)) as rabbitmq,
+        RabbitMqContainer(os.environ.get("TEST_RABBITMQ_IMAGE", RABBITMQ_IMAGE)).with_exposed_ports(15672) as rabbitmq,
     ):
         host = rabbitmq.get_container_host_ip()
         amqp_url = f"amqp://{rabbitmq.username}:{rabbitmq.password}@{host}:{rabbitmq.get_exposed_port(5672)}/%2F"
