@@ -9,7 +9,8 @@ export AMQP_URL ?= amqp://localhost:5672/%2F
 
 REQUIREMENTS := requirements-dev.txt shared/requirements.txt $(wildcard services/*/requirements.txt)
 
-.PHONY: seed install migrate console web gateway-tools browser-tools bench-tools run test web-test unit integration faults lint bench
+.PHONY: seed install migrate console web gateway-tools browser-tools bench-tools run test web-test unit integration faults lint bench \
+	compose-test
 
 ## install: the virtualenv with every service's dependencies (only when a requirements file changed)
 install: $(VENV)/.installed
@@ -64,9 +65,15 @@ run: migrate console web gateway-tools
 	export IDENTITY_SIGNING_KEYS; \
 	python -m command_api.accounts ensure-admin && honcho start -f Procfile
 
-## test: every test, on the PostgreSQL and RabbitMQ named by TEST_DATABASE_URL / TEST_AMQP_URL (else testcontainers)
+## test: every test, on the PostgreSQL and RabbitMQ named by TEST_DATABASE_URL / TEST_AMQP_URL (else testcontainers),
+## with a Docker engine where one can run (deploy/with-docker.sh), so that tests/compose runs too
 test: install console web-test web gateway-tools browser-tools
-	pytest
+	deploy/with-docker.sh pytest
+
+## compose-test: the whole stack in containers with docker-compose.local-images.yml (tests/compose): healthy, used
+## through the gateway and the console, scaled out, a crash restarted, removed; Docker installed and started if missing
+compose-test: install browser-tools
+	deploy/with-docker.sh pytest tests/compose
 
 ## web-test: the browser app's component tests (Vitest)
 web-test:

@@ -11,10 +11,14 @@ export COMMAND_API="${COMMAND_API_HOST:-127.0.0.1}:${COMMAND_API_PORT:-8001}"
 export QUERY_API="${QUERY_API_HOST:-127.0.0.1}:${QUERY_API_PORT:-8002}"
 export NOTIFIER="${NOTIFIER_HOST:-127.0.0.1}:${NOTIFIER_PORT:-8003}"
 export WEB_ROOT="${WEB_ROOT:-$here/dist}"
-# With a DNS server to ask (Docker's: 127.0.0.11), nginx re-resolves the hosts above every few seconds, so
-# it follows the instances of a scaled service as they come and go (needs nginx >= 1.27.3).
+# With a DNS server to ask (Docker's: 127.0.0.11), nginx >= 1.27.3 re-resolves the hosts above every few
+# seconds, so it follows the instances of a scaled service as they come and go; an older nginx (Debian 12's
+# 1.22) resolves each name once, at start, to every instance there is then.
 if [[ -n "${GATEWAY_RESOLVER:-}" ]]; then
-  export RESOLVER="resolver ${GATEWAY_RESOLVER} valid=5s ipv6=off;" RESOLVE="resolve"
+  version="$(nginx -v 2>&1)" && version="${version##*/}"
+  newest="$(printf '%s\n' 1.27.3 "$version" | sort -V | tail -n1)"
+  export RESOLVER="resolver ${GATEWAY_RESOLVER} valid=5s ipv6=off;" RESOLVE=""
+  [[ "$newest" == "$version" ]] && RESOLVE="resolve"
 else
   export RESOLVER="" RESOLVE=""
 fi

@@ -88,7 +88,7 @@ def test_a_command_published_over_rabbitmq_appears_in_the_page(
     tag = uuid.uuid4().hex[:8]
     page = open_page(browser, contexts, live_stack, live_stack.alice)
     search(page, tag)
-    Console(infra).publish("contacts.commands", json.dumps({"command": "create", "data": contact(tag)}))
+    Console.of(infra).publish("contacts.commands", json.dumps({"command": "create", "data": contact(tag)}))
     expect(row(page, f"grace.{tag}@example.com")).to_be_visible(timeout=ms(5))
     expect(row(page, tag)).to_contain_text("console")
     screenshot(page, "command-from-the-console")

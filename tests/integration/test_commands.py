@@ -36,7 +36,7 @@ def bus(infra: Infra, consumer: ServiceProcess) -> Iterator[CommandBus]:
 
 @pytest.fixture
 def console(infra: Infra, consumer: ServiceProcess) -> Console:
-    return Console(infra)
+    return Console.of(infra)
 
 
 def created(bus: CommandBus, infra: Infra) -> dict[str, Any]:

@@ -89,11 +89,16 @@ class CommandBus(BrokerClient):
 class Console:
     """What an operator does in the RabbitMQ management console, through the HTTP API the console itself calls."""
 
-    def __init__(self, infra: Infra) -> None:
-        self._api = infra.management_url + "/api"
-        self._vhost = quote(infra.vhost, safe="")
+    def __init__(self, management_url: str, vhost: str, user: str, password: str) -> None:
+        self._api = management_url + "/api"
+        self._vhost = quote(vhost, safe="")
         self._session = requests.Session()
-        self._session.auth = (infra.amqp_user, infra.amqp_password)
+        self._session.auth = (user, password)
+
+    @classmethod
+    def of(cls, infra: Infra) -> "Console":
+        """The console of this test run's vhost, as the broker user of the run."""
+        return cls(infra.management_url, infra.vhost, infra.amqp_user, infra.amqp_password)
 
     def publish(
         self, exchange: str, payload: str, headers: dict[str, str] | None = None, routing_key: str = ""

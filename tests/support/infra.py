@@ -1,9 +1,10 @@
 """A database and a RabbitMQ vhost of this test run's own, removed after it.
 
 They live on the servers named by TEST_DATABASE_URL / TEST_AMQP_URL, or on containers started with
-testcontainers when those are not set. Each carries its run's host and pid (the database's comment, the vhost's
-description), so that a later run on the same host removes what a killed run left; runs share those servers, so
-a database or vhost whose run is alive, or on another host, is never touched.
+testcontainers when those are not set (images: POSTGRES_IMAGE, RABBITMQ_IMAGE below). Each carries its run's host
+and pid (the database's comment, the vhost's description), so that a later run on the same host removes what a
+killed run left; runs share those servers, so a database or vhost whose run is alive, or on another host, is
+never touched.
 """
 
 import contextlib
@@ -24,6 +25,12 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 PREFIX = "contacts_test_"
+#: The images testcontainers runs when TEST_DATABASE_URL / TEST_AMQP_URL are unset (TEST_POSTGRES_IMAGE and
+#: TEST_RABBITMQ_IMAGE name others): the stand-ins made of Debian's packages by deploy/local-images/build.sh,
+#: which `make test` builds, for they need no registry; the official postgres:15 and rabbitmq:3.13-management
+#: serve as well.
+POSTGRES_IMAGE = "contacts-live/postgres:15"
+RABBITMQ_IMAGE = "contacts-live/rabbitmq:3.10-management"
 
 
 @dataclass(frozen=True)
@@ -44,12 +51,14 @@ def servers() -> Iterator[tuple[str, str, str]]:
         host = urlsplit(amqp).hostname or "localhost"
         yield database, amqp, os.environ.get("TEST_AMQP_MANAGEMENT_URL", f"http://{host}:15672")
         return
+    # testcontainers' reaper (Ryuk) is one more image to pull; the `with` below removes both containers itself.
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
     from testcontainers.community.postgres import PostgresContainer
     from testcontainers.community.rabbitmq import RabbitMqContainer
 
     with (
-        PostgresContainer("postgres:15-alpine", driver=None) as postgres,
-        RabbitMqContainer("rabbitmq:3.13-management-alpine") as rabbitmq,
+        PostgresContainer(os.environ.get("TEST_POSTGRES_IMAGE", POSTGRES_IMAGE), driver=None) as postgres,
+        RabbitMqContainer(os.environ.get("TEST_RABBITMQ_IMAGE", RABBITMQ_IMAGE)).with_exposed_ports(15672) as rabbitmq,
     ):
         host = rabbitmq.get_container_host_ip()
         amqp_url = f"amqp://{rabbitmq.username}:{rabbitmq.password}@{host}:{rabbitmq.get_exposed_port(5672)}/%2F"

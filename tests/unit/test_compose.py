@@ -173,34 +173,83 @@ def ignored(path: str) -> bool:
     return result
 
 
-@pytest.mark.parametrize("service", sorted({name for name, service in SERVICES.items() if "build" in service}))
+def with_arguments(line: str, arguments: dict[str, str]) -> str:
+    """A Dockerfile line with the build arguments given to it put in, as the builder does."""
+    return re.sub(r"\$\{(\w+)\}", lambda match: arguments[match[1]], line)
+
+
+BUILT = sorted(name for name, service in SERVICES.items() if "build" in service)
+DOCKERFILES = sorted({str(dockerfile_of(SERVICES[name])[1]) for name in BUILT})
+PYTHON_DOCKERFILE = ROOT / "services/Dockerfile"
+
+
+@pytest.mark.parametrize("service", BUILT)
 def test_each_build_context_dockerfile_and_copied_path_exists_and_is_not_ignored(service: str) -> None:
     context, dockerfile = dockerfile_of(SERVICES[service])
     assert context.is_dir() and dockerfile.is_file()
     assert context == ROOT, "one .dockerignore, at the root, applies"
+    arguments = SERVICES[service]["build"].get("args", {})
     for line in dockerfile.read_text().splitlines():
         if line.startswith("COPY ") and "--from=" not in line:
-            for source in shlex.split(line)[1:-1]:
+            for source in shlex.split(with_arguments(line, arguments))[1:-1]:
                 assert (context / source).exists(), f"{dockerfile}: {source}"
                 assert not ignored(source), f"{dockerfile}: {source} is left out of the context"
-    assert ignored("services/web/node_modules/react/index.js") and ignored(".venv/bin/python")
+    assert ignored("services/web/node_modules/react/index.js") and ignored(".venv/bin/python") and ignored(".env")
 
 
-@pytest.mark.parametrize(
-    "dockerfile", sorted({str(dockerfile_of(service)[1]) for service in SERVICES.values() if "build" in service})
-)
-def test_each_image_is_small_runs_unprivileged_bakes_no_secret_and_defaults_to_its_command(dockerfile: str) -> None:
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_each_image_starts_from_an_overridable_official_base_runs_unprivileged_and_bakes_no_secret(
+    dockerfile: str,
+) -> None:
     text = Path(dockerfile).read_text()
-    bases = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
-    assert re.search(r"-(slim|alpine)$", bases[-1]), bases
+    defaults = dict(re.findall(r"^ARG (\w+_IMAGE)=(\S+)$", text, re.MULTILINE))
+    stages = re.findall(r"^FROM (\S+)(?: AS (\S+))?$", text, re.MULTILINE)
+    for base, _ in stages:
+        assert re.fullmatch(r"\$\{\w+_IMAGE\}", base), f"{base}: a base given as a build argument"
+        assert re.search(r"-(slim|alpine)$", defaults[base[2:-1]]), "by default the official image, small"
     final_stage = text.rsplit("\nFROM ", 1)[-1]
     users = re.findall(r"^USER (\S+)", final_stage, re.MULTILINE)
     assert users and users[-1] not in ("root", "0"), "a non-root user"
     assert not re.search(r"^(ENV|ARG)\b.*(PASS|SECRET|TOKEN|KEY)", text, re.MULTILINE | re.IGNORECASE)
+
+
+def test_the_gateway_image_defaults_to_the_procfiles_command() -> None:
+    default = re.search(r"^CMD (\[.*\])$", (ROOT / "services/web/Dockerfile").read_text(), re.MULTILINE)
+    assert default is not None and yaml.safe_load(default.group(1)) == shlex.split(procfile()["gateway"])
+
+
+def test_one_dockerfile_builds_each_python_service_named_by_its_argument_running_its_procfile_line() -> None:
+    python_services = {name for name in BUILT if dockerfile_of(SERVICES[name])[1] == PYTHON_DOCKERFILE}
+    assert python_services == set(BUILT) - {"gateway"}
+    for name in python_services:
+        service = SERVICES[name]["build"]["args"]["SERVICE"]
+        assert (ROOT / "services" / service / "requirements.txt").is_file(), name
+        assert SERVICES[name]["image"] == f"contacts-live/{service}", name
+        assert service in procfile(), f"{name}: the image's default command is its service's Procfile line"
+    text = PYTHON_DOCKERFILE.read_text()
     default = re.search(r"^CMD (\[.*\])$", text, re.MULTILINE)
     assert default is not None
-    service = Path(dockerfile).parent.name.replace("web", "gateway")
-    assert yaml.safe_load(default.group(1)) == shlex.split(procfile()[service])
+    assert yaml.safe_load(default.group(1)) == ["sh", "-c", 'exec $(sed -n "s/^${SERVICE}: //p" Procfile)']
+    assert "ENV SERVICE=${SERVICE}" in text and "COPY Procfile ./" in text
+
+
+def test_the_override_for_machines_without_a_registry_builds_every_image_from_local_stand_ins() -> None:
+    override = yaml.safe_load(interpolate((ROOT / "docker-compose.local-images.yml").read_text(), TEST_ENV))
+    services = override["services"]
+    assert set(services) == set(BUILT) | {"postgres", "rabbitmq"}
+    for name in BUILT:
+        text = dockerfile_of(SERVICES[name])[1].read_text()
+        for argument, image in services[name]["build"]["args"].items():
+            assert f"ARG {argument}=" in text, f"{name}: {argument} is a base of its Dockerfile"
+            assert image.startswith("contacts-live/"), image
+    build_script = (ROOT / "deploy/local-images/build.sh").read_text()
+    for name in ("postgres", "rabbitmq"):
+        build = services[name]["build"]
+        assert (ROOT / build["context"] / build["dockerfile"]).is_file()
+        assert services[name]["image"] in build_script, "the same tag as the stand-in testcontainers runs"
+    for service in services.values():
+        for image in service["build"].get("args", {}).values():
+            assert image in build_script, f"{image}: made by deploy/local-images/build.sh"
 
 
 #: The services that talk AMQP, and the RabbitMQ user each logs in as (deploy/rabbitmq/definitions.json).
