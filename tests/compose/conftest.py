@@ -6,6 +6,7 @@ and `make test` provide them where they can: deploy/with-docker.sh).
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -36,15 +37,22 @@ def built(docker_here: None, tmp_path_factory: pytest.TempPathFactory) -> Compos
     return stack
 
 
+@contextmanager
+def running(stack: ComposeStack) -> Iterator[ComposeStack]:
+    """The stack up and healthy, one instance of each service; `docker-compose down -v` at the end."""
+    try:
+        stack.compose("up", "--detach", timeout=600)
+        stack.wait_healthy()
+        yield stack
+    finally:
+        stack.down()
+
+
 @pytest.fixture(scope="module")
 def stack(built: ComposeStack) -> Iterator[ComposeStack]:
-    """The stack up and healthy, one instance of each service; `docker-compose down -v` after the module."""
-    try:
-        built.compose("up", "--detach", timeout=600)
-        built.wait_healthy()
-        yield built
-    finally:
-        built.down()
+    """docker-compose.yml's stack, running for the module (test_cluster.py has a stack of its own)."""
+    with running(built) as up:
+        yield up
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +70,26 @@ def api(stack: ComposeStack, admin: dict[str, Any]) -> Iterator[requests.Session
     with requests.Session() as session:
         session.headers["Authorization"] = f"Bearer {admin['access_token']}"
         yield session
+
+
+def contact(tag: str, index: int = 0) -> dict[str, str]:
+    return {
+        "first_name": "Grace",
+        "last_name": f"Hopper {tag} {index}",
+        "email": f"grace.{tag}.{index}@example.com",
+        "phone": "+1 202 555 0100",
+    }
+
+
+def found(api: requests.Session, stack: ComposeStack, tag: str) -> list[dict[str, Any]]:
+    reply = api.get(f"{stack.url}/api/contacts", params={"search": tag, "limit": "200"}, timeout=10)
+    assert reply.status_code == 200, reply.text
+    items: list[dict[str, Any]] = reply.json()["items"]
+    return items
+
+
+def history(api: requests.Session, stack: ComposeStack, contact_id: int) -> list[dict[str, Any]]:
+    reply = api.get(f"{stack.url}/api/contacts/{contact_id}/history", timeout=10)
+    assert reply.status_code == 200, reply.text
+    items: list[dict[str, Any]] = reply.json()["items"]
+    return items

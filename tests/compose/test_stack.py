@@ -15,36 +15,13 @@ from typing import Any
 import requests
 from playwright.sync_api import expect, sync_playwright
 
-from tests.compose.conftest import SCALED
+from tests.compose.conftest import SCALED, contact, found, history
 from tests.e2e.conftest import CHROMIUM, screenshot, sign_in, wait_live
 from tests.support.commands import Console
 from tests.support.containers import ComposeStack
 from tests.support.processes import wait_until
 
 LISTEN = Path(__file__).with_name("listen.py")
-
-
-def contact(tag: str, index: int = 0) -> dict[str, str]:
-    return {
-        "first_name": "Grace",
-        "last_name": f"Hopper {tag} {index}",
-        "email": f"grace.{tag}.{index}@example.com",
-        "phone": "+1 202 555 0100",
-    }
-
-
-def found(api: requests.Session, stack: ComposeStack, tag: str) -> list[dict[str, Any]]:
-    reply = api.get(f"{stack.url}/api/contacts", params={"search": tag, "limit": "200"}, timeout=10)
-    assert reply.status_code == 200, reply.text
-    items: list[dict[str, Any]] = reply.json()["items"]
-    return items
-
-
-def history(api: requests.Session, stack: ComposeStack, contact_id: int) -> list[dict[str, Any]]:
-    reply = api.get(f"{stack.url}/api/contacts/{contact_id}/history", timeout=10)
-    assert reply.status_code == 200, reply.text
-    items: list[dict[str, Any]] = reply.json()["items"]
-    return items
 
 
 def console(stack: ComposeStack) -> Console:

@@ -19,6 +19,13 @@ from typing import Any
 from tests.support.processes import ROOT, free_port, wait_until
 
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.local-images.yml")
+#: The cluster variant (SPEC §10): three RabbitMQ nodes and a PostgreSQL replica, on the same stand-ins.
+CLUSTER_FILES = (
+    "docker-compose.yml",
+    "docker-compose.cluster.yml",
+    "docker-compose.local-images.yml",
+    "docker-compose.cluster.local-images.yml",
+)
 #: The stand-ins deploy/local-images/build.sh makes, which the override's builds start FROM.
 STAND_INS = (
     "contacts-live/python:3.11-slim",
@@ -92,6 +99,7 @@ def generated_env(project: str) -> dict[str, str]:
         "POSTGRES_USER": "contacts",
         **{name: secrets.token_hex(16) for name in names},
         "IDENTITY_SIGNING_KEYS": json.dumps([secrets.token_hex(32)]),
+        "RABBITMQ_ERLANG_COOKIE": secrets.token_hex(32),
         "ADMIN_USERNAME": "admin",
         "GATEWAY_PORT": str(free_port()),
         "RABBITMQ_CONSOLE_PORT": str(free_port()),
@@ -103,15 +111,15 @@ def generated_env(project: str) -> dict[str, str]:
 class ComposeStack:
     """One compose project: its env file, and what `docker-compose` and `docker` say about its containers."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, files: tuple[str, ...] = COMPOSE_FILES) -> None:
         program = compose_program()
         assert program is not None
         self.project = f"contacts-test-{uuid.uuid4().hex[:8]}"
         self.env = generated_env(self.project)
         self.env_file = directory / "stack.env"
         self.env_file.write_text("".join(f"{name}={value}\n" for name, value in self.env.items()))
-        files = [argument for name in COMPOSE_FILES for argument in ("-f", str(ROOT / name))]
-        self._compose = [*program, "--project-name", self.project, "--env-file", str(self.env_file), *files]
+        arguments = [argument for name in files for argument in ("-f", str(ROOT / name))]
+        self._compose = [*program, "--project-name", self.project, "--env-file", str(self.env_file), *arguments]
         self.url = f"http://127.0.0.1:{self.env['GATEWAY_PORT']}"
         self.console_url = f"http://127.0.0.1:{self.env['RABBITMQ_CONSOLE_PORT']}"
 

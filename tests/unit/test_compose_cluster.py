@@ -117,6 +117,16 @@ def test_a_streaming_replica_follows_the_primary_and_query_api_reads_from_it_as_
     assert "postgres-replica-data" in MERGED["volumes"]
 
 
+def test_without_a_registry_the_new_nodes_and_the_replica_run_the_first_node_s_and_the_primary_s_stand_ins() -> None:
+    local = yaml.safe_load((ROOT / "docker-compose.local-images.yml").read_text())["services"]
+    cluster_local = yaml.safe_load((ROOT / "docker-compose.cluster.local-images.yml").read_text())["services"]
+    added = set(CLUSTER["services"]) - set(SERVICES)
+    assert set(cluster_local) == added == {"rabbitmq-2", "rabbitmq-3", "postgres-replica"}
+    for node in NODES[1:]:
+        assert cluster_local[node] == {"image": local["rabbitmq"]["image"]}, node
+    assert cluster_local["postgres-replica"] == {"image": local["postgres"]["image"]}
+
+
 def test_no_password_or_guest_account_is_written_in_the_file_and_env_example_names_what_it_requires() -> None:
     assert "guest" not in RAW_TEXT.lower()
     assert set(REQUIRED.findall(RAW_TEXT)) <= set(env_example())
