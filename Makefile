@@ -71,7 +71,8 @@ test: install console web-test web gateway-tools browser-tools
 	deploy/with-docker.sh pytest
 
 ## compose-test: the whole stack in containers with docker-compose.local-images.yml (tests/compose): healthy, used
-## through the gateway and the console, scaled out, a crash restarted, removed; Docker installed and started if missing
+## through the gateway and the console, scaled out, a crash restarted, removed; then the cluster variant
+## (docker-compose.cluster.yml): one cluster, reads from the replica, a node killed; Docker installed and started if missing
 compose-test: install browser-tools
 	deploy/with-docker.sh pytest tests/compose
 

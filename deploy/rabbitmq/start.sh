@@ -34,19 +34,27 @@ umask 077
 printf '%s\n' "$rendered" >"$out"
 if id rabbitmq >/dev/null 2>&1; then chown rabbitmq:rabbitmq "$out"; fi
 
-# A node of a cluster (docker-compose.cluster.yml). The cookie the nodes share, from RABBITMQ_ERLANG_COOKIE, in
-# the file Erlang reads, in the rabbitmq user's home, where the node and the CLI tools (the health check) find it.
-if [ -n "${RABBITMQ_ERLANG_COOKIE:-}" ]; then
+# A node of a cluster (docker-compose.cluster.yml). The cookie the nodes share, CONTACTS_ERLANG_COOKIE (.env's
+# RABBITMQ_ERLANG_COOKIE: under that name the CLI tools would warn it is deprecated, on stdout), in the file Erlang
+# reads in the rabbitmq user's home, where the node and the CLI tools (the health check) find it.
+if [ -n "${CONTACTS_ERLANG_COOKIE:-}" ]; then
     cookie=/var/lib/rabbitmq/.erlang.cookie
     rm -f "$cookie"
-    printf '%s' "$RABBITMQ_ERLANG_COOKIE" >"$cookie"
+    printf '%s' "$CONTACTS_ERLANG_COOKIE" >"$cookie"
     chmod 400 "$cookie"
     if id rabbitmq >/dev/null 2>&1; then chown rabbitmq:rabbitmq "$cookie"; fi
 fi
 # Once the node has joined and started, every quorum queue gets a member on it (RabbitMQ 3.10 never adds one by
 # itself): the queues the first node declared before the others joined end up on all three (SPEC §10).
 if [ -e /etc/rabbitmq/conf.d/30-cluster.conf ]; then
-    (rabbitmqctl --quiet await_startup --timeout 600 && rabbitmq-queues --quiet grow "rabbit@$(hostname)" all) \
-        </dev/null &
+    (
+        tries=0
+        until rabbitmqctl --quiet await_startup >/dev/null 2>&1; do # it fails at once while the node is not up yet
+            tries=$((tries + 1))
+            [ "$tries" -lt 300 ] || exit 1
+            sleep 2
+        done
+        rabbitmq-queues --quiet grow "rabbit@$(hostname)" all
+    ) </dev/null &
 fi
 exec "$@"

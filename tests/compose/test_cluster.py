@@ -127,6 +127,7 @@ def test_the_leader_s_node_killed_while_writes_go_on_loses_no_acknowledged_write
 
     run(["docker", "start", container])
     stack.wait_healthy()
+    stack.exec(container, "rabbitmqctl", "--quiet", "await_startup", timeout=180)  # healthy: it answers a ping
     assert set(rabbitmqctl(stack, node, "cluster_status")["running_nodes"]) == MEMBERS, "it joined again"
     assert wait_until(lambda: on_every_node(stack, others[0]), timeout=60, interval=1, message="3 members each")
 

@@ -62,9 +62,10 @@ def test_three_rabbitmq_nodes_run_as_the_first_one_does_and_join_each_other_with
     )
     assert sorted(peers) == sorted(MERGED_SERVICES[node]["hostname"] for node in NODES)
     first = MERGED_SERVICES["rabbitmq"]
-    cookies = {MERGED_SERVICES[node]["environment"]["RABBITMQ_ERLANG_COOKIE"] for node in NODES}
+    cookies = {MERGED_SERVICES[node]["environment"]["CONTACTS_ERLANG_COOKIE"] for node in NODES}
     assert cookies == {TEST_ENV["RABBITMQ_ERLANG_COOKIE"]}, "one cookie, from .env"
     assert "${RABBITMQ_ERLANG_COOKIE:?" in RAW_TEXT, "required, never a default"
+    assert '"$CONTACTS_ERLANG_COOKIE" >"$cookie"' in _read("deploy/rabbitmq/start.sh"), "the node's cookie file"
     data = set()
     for node in NODES:
         service = MERGED_SERVICES[node]
