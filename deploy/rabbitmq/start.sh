@@ -9,6 +9,7 @@
 #
 #   RABBITMQ_<USER>_PASSWORD   for USER in OPERATOR RELAY COMMANDS HISTORY NOTIFIER (all required)
 #   CONTACTS_DEFINITIONS       where to write the file (default /etc/rabbitmq/definitions.json)
+#   CONTACTS_ERLANG_COOKIE     a cluster's node only: the cookie the nodes share (below)
 set -eu
 
 here=$(dirname "$0")
