@@ -244,7 +244,7 @@ def test_the_query_role_can_read_but_not_write(infra: Infra) -> None:
     options = session_options(Settings(), read_only_role="contacts_reader")
     with psycopg.connect(infra.database_url, options=options) as conn:
         assert conn.execute("SELECT current_user").fetchone() == ("contacts_reader",)
-        conn.execute("SELECT count(*) FROM contacts, contact_versions")
+        conn.execute("SELECT (SELECT count(*) FROM contacts), (SELECT count(*) FROM contact_versions)")
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             conn.execute("DELETE FROM contacts")
     with (
