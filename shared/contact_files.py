@@ -92,6 +92,9 @@ def check(media_type: str, content: bytes) -> None:
 # CSV
 
 
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
 def _column_key(name: str) -> str:
     return _NOT_ALPHANUMERIC.sub("", name).lower()
 
@@ -101,14 +104,17 @@ def _csv_header(text: str) -> tuple[str, list[str | None]]:
 
     Only the delimiter is taken from the Sniffer: a header alone shows nothing of how values are
     quoted, which is as spreadsheets quote them (csv.excel)."""
-    first_line = text.split("\n", 1)[0].rstrip("\r")
+    first_line = _LINE_END.split(text, maxsplit=1)[0]  # each line end the csv module takes as one
     if not first_line.strip():
         raise UnreadableFile("the first line must be a header row naming the columns")
     try:
         delimiter = csv.Sniffer().sniff(first_line, delimiters=",;\t").delimiter
     except csv.Error:
         delimiter = ","  # a single column
-    header = next(csv.reader([first_line], delimiter=delimiter))
+    try:
+        header = next(csv.reader([first_line], delimiter=delimiter))
+    except csv.Error as error:
+        raise UnreadableFile(f"the header row is not CSV: {error}") from None
     columns = [_FIELD_OF_COLUMN.get(_column_key(name)) for name in header]
     if not any(columns):
         names = ", ".join(CONTACT_FIELDS)

@@ -37,12 +37,19 @@ def test_a_csv_field_left_unterminated_past_the_size_limit_is_one_unreadable_rec
     assert records[1].line == 3 and records[1].error is not None and not records[1].fields
 
 
+def test_a_header_ending_in_a_lone_carriage_return_is_a_header() -> None:
+    assert list(read("text/csv", b"email;phone\rada@example.com;+1 555 0100\r")) == [
+        Record(2, {"email": "ada@example.com", "phone": "+1 555 0100"})
+    ]
+
+
 @pytest.mark.parametrize(
     ("media_type", "content", "reason"),
     [
         ("text/csv", b"\xe9t\xe9", "not UTF-8"),
         ("text/csv", b"\n\nemail\n", "header row"),
         ("text/csv", b"colour,size\n", "no column"),
+        ("text/csv", b"\xc2\x9f\x0e~\r\xc2\x97K\x05", "no column"),  # schemathesis: a lone CR in line 1 was a 500
         ("text/vcard", b"FN:Ada\r\n", "no vCard"),
     ],
 )
