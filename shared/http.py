@@ -45,6 +45,15 @@ def problem_response(problem: dict[str, Any]) -> Response:
     return Response(orjson.dumps(problem), problem["status"], mimetype="application/problem+json")
 
 
+def unavailable_response(detail: str) -> Response:
+    """A 503 problem that says when to try again: the database away, or more work than can be done in time."""
+    response = problem_response(
+        {"type": "about:blank", "title": "Service unavailable", "status": 503, "detail": detail}
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def serve_common(
     app: Flask,
     openapi: Callable[[], dict[str, Any]],
@@ -116,16 +125,7 @@ def serve_common(
     @app.errorhandler(psycopg.OperationalError)  # also the pool's timeout, and a statement's
     def database_unavailable(error: psycopg.OperationalError) -> Response:
         log.warning("database unavailable: %s", error)
-        response = problem_response(
-            {
-                "type": "about:blank",
-                "title": "Service unavailable",
-                "status": 503,
-                "detail": "the database is not answering right now; retry shortly",
-            }
-        )
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
+        return unavailable_response("the database is not answering right now; retry shortly")
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:

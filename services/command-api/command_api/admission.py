@@ -6,7 +6,7 @@ committed, not while its deferred reply waits (Flask tears the request down befo
 
 from flask import Flask, Response, g, request
 
-from shared.http import RETRY_AFTER_SECONDS, problem_response
+from shared.http import unavailable_response
 from shared.limits import WRITE_METHODS
 
 
@@ -21,16 +21,7 @@ def admit_writes(app: Flask, limit: int) -> None:
         if request.method not in WRITE_METHODS:
             return None
         if in_progress >= limit:
-            response = problem_response(
-                {
-                    "type": "about:blank",
-                    "title": "Service unavailable",
-                    "status": 503,
-                    "detail": "more writes are under way than can be done in time; retry shortly",
-                }
-            )
-            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-            return response
+            return unavailable_response("more writes are under way than can be done in time; retry shortly")
         in_progress += 1
         g.admitted = True
         return None
